@@ -1,0 +1,138 @@
+"""The ``kvfree-sim`` command (argparse subcommands, a testable ``main(argv)``).
+
+Bad input (an unknown variant or parameter, a malformed size, an impossible
+configuration) prints one line ``kvfree-sim: error: ...`` and exits with 2;
+nothing is left half-written.  Otherwise the exit status is 0 whatever the
+simulated kernel did (an OOM panic is a result, not an error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from .config import DEFAULT_BOOTARGS, DEFAULT_MEMORY, ConfigError, RunConfig, make_config
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """argparse errors, turned into the same one-line message and exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def _add_machine_args(p: argparse.ArgumentParser, variant_default: str | None = "v5.11") -> None:
+    p.add_argument("--cpus", type=int, default=None, help="number of CPUs (default: CONFIG_NR_CPUS, else 64)")
+    p.add_argument("--memory", default=DEFAULT_MEMORY, help="guest memory, kvm.sh style: 512M, 16G (default 512M)")
+    p.add_argument("--bootargs", default=DEFAULT_BOOTARGS,
+                   help="kernel boot parameters as given to kvm.sh (rcuscale.*, rcutree.*, torture.*)")
+    p.add_argument("--kconfig", action="append", default=None,
+                   help="Kconfig options as given to kvm.sh, e.g. 'CONFIG_NR_CPUS=64 CONFIG_HZ=250'")
+    p.add_argument("--profile", default=None, help="machine profile name or JSON file (default x86-server)")
+    p.add_argument("--max-seconds", type=float, default=600.0, help="simulated-time limit (default 600)")
+    p.add_argument("params", nargs="*", metavar="module.param=value",
+                   help="more boot parameters, appended to --bootargs")
+
+
+def _config(args: argparse.Namespace, variant: str, seed: int) -> RunConfig:
+    bootargs = " ".join([args.bootargs, *args.params]).strip()
+    return make_config(variant, cpus=args.cpus, memory=args.memory, bootargs=bootargs,
+                       kconfig=args.kconfig, seed=seed, profile=args.profile, max_seconds=args.max_seconds)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="kvfree-sim",
+                     description="Discrete-event simulator of Linux kvfree_rcu() under memory pressure.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("run", help="simulate one boot running rcuscale's kfree test")
+    p.add_argument("--variant", default="v5.11", help="kernel version or patch (see 'kvfree-sim variants')")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--trace", default=None, metavar="FILE", help="write an ftrace-format trace of the run")
+    p.add_argument("--trace-events", default=None, help="ftrace-style event selection, e.g. 'sched:*,vmscan:*'")
+    p.add_argument("--trace-window", default=None, metavar="START:END", help="trace only this window (seconds)")
+    _add_machine_args(p)
+
+    p = sub.add_parser("variants", help="list the kernel versions and patches kvfree-sim models")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("profiles", help="list the shipped machine profiles")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .machine import Machine
+    from .report.text import run_report, timing_line
+
+    cfg = _config(args, args.variant, args.seed)
+    tracer = None
+    if args.trace:
+        from .trace.ftrace import open_tracer
+
+        tracer = open_tracer(args.trace, args.trace_events, args.trace_window)
+    try:
+        result = Machine(cfg, tracer=tracer).run()
+    except BaseException:
+        if tracer is not None:
+            tracer.abort()
+        raise
+    if tracer is not None:
+        tracer.close()
+    if args.json:
+        print(json.dumps(result.as_dict(), sort_keys=True))
+    else:
+        print(run_report(result))
+    print(timing_line(result), file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_variants(args: argparse.Namespace) -> int:
+    from .kvfree_rcu.variants import VARIANTS
+
+    rows = [{"name": v.name, "description": v.description, "source": v.source} for v in VARIANTS.values()]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return EXIT_OK
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['description']}")
+        print(f"{'':<{width}}  source: {r['source']}")
+    return EXIT_OK
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    from .core.costs import builtin_profiles, load_profile
+
+    rows = []
+    for name in builtin_profiles():
+        prof = load_profile(name)
+        rows.append({"name": name, "description": prof.description, "source": prof.source})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        for r in rows:
+            print(f"{r['name']}: {r['description']}")
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "variants": cmd_variants, "profiles": cmd_profiles}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return COMMANDS[args.command](args)
+    except (UsageError, ConfigError) as e:
+        print(f"kvfree-sim: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+

@@ -1,0 +1,187 @@
+"""The cost table: what each modelled operation costs on a given machine.
+
+A *machine profile* gives a value, and the source of that value, for every
+entry of :data:`COSTS` (CPU time of kernel operations) and :data:`LAYOUT`
+(memory the kernel keeps for itself on that machine and kernel config).  The
+kernel's *logic and constants* never live here: they are in the modules that
+model the kernel.  ``kvfree-sim calibrate`` may only change entries of
+:data:`COSTS`; a wrong mechanism must show up as disagreement, not be absorbed
+into a cost.
+
+Profiles are JSON files (``src/kvfree_sim/profiles/*.json`` ship with the
+package; ``--profile FILE`` loads any other)::
+
+    {"name": ..., "description": ..., "source": ...,
+     "costs":  {"kmalloc_ns": {"value": 6.0, "source": "..."}, ...},
+     "layout": {"kernel_image_kb": {"value": ..., "source": "..."}, ...}}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+#: CPU costs in nanoseconds, machine-dependent: ``name -> meaning``.
+COSTS: dict[str, str] = {
+    # rcuscale / kvfree_call_rcu() fast paths, per object
+    "kmalloc_ns": "kmalloc() slab fast path, one object (SLUB this_cpu_cmpxchg path)",
+    "kvfree_call_rcu_ns": "kvfree_call_rcu() storing a pointer in a bulk page (irqsave, raw lock, store, unlock)",
+    "kvfree_call_rcu_list_ns": "kvfree_call_rcu() linking an object on the rcu_head list (channel 3), incl. the refill check",
+    "rcuscale_loop_ns": "rcuscale loop overhead per object (torture_random(), branch)",
+    # slab and page allocator
+    "slab_new_ns": "allocate_slab(): a new slab from the page allocator and its freelist set-up, per slab",
+    "slab_discard_ns": "discard_slab(): an empty slab returned to the page allocator, per slab",
+    "page_alloc_ns": "__get_free_page() fast path (get_page_from_freelist, order 0)",
+    "page_free_ns": "free_page(), order 0",
+    # kvfree_rcu drain side
+    "kfree_bulk_ns": "kfree_bulk(), per object (SLUB build_detached_freelist)",
+    "kfree_ns": "kvfree() of one object reached by pointer chasing through rcu_heads (cache miss + slab free)",
+    "kfree_rcu_work_page_ns": "kfree_rcu_work() per bulk page (lock, put_cached_bnode, cond_resched_tasks_rcu_qs)",
+    "krc_lock_ns": "raw_spin_lock_irqsave()+unlock of krcp->lock, uncontended",
+    "monitor_ns": "kfree_rcu_monitor() detach + queue_rcu_work(), per CPU",
+    # scheduling, interrupts, workqueues, timers
+    "context_switch_ns": "__schedule() context switch",
+    "wakeup_ns": "try_to_wake_up(), charged to the waker",
+    "hardirq_ns": "hard interrupt entry + exit (timer interrupt without work)",
+    "softirq_ns": "softirq entry + exit",
+    "hrtimer_min_delta_ns": "delay before an hrtimer started in the past fires (clockevent min_delta + reprogram)",
+    "work_item_ns": "process_one_work() overhead per work item",
+    # RCU
+    "rcu_cb_ns": "rcu_do_batch(), per callback invoked",
+    "rcu_gp_init_ns": "rcu_gp_init(), fixed part",
+    "rcu_gp_per_cpu_ns": "GP kthread work per CPU per phase (init, FQS scan, cleanup)",
+    # reclaim
+    "shrinker_per_cpu_ns": "kfree_rcu_shrink_count()/scan() work per possible CPU besides locks",
+    "shrink_node_ns": "one shrink_node() pass with nothing on the LRU lists (lruvec walk, vmstat)",
+    "slowpath_retry_ns": "one __alloc_pages_slowpath() retry round besides reclaim (freelist scans, checks)",
+    "oom_kill_ns": "out_of_memory(): task scan and report",
+}
+
+#: The guest's memory layout and the kernel config facts it depends on, in KiB
+#: unless noted.  Not fitted by ``calibrate``: they come from boot logs and configs.
+LAYOUT: dict[str, str] = {
+    "firmware_reserved_kb": "RAM the firmware keeps from the kernel (e820 holes below 1 MiB, BIOS areas)",
+    "kernel_image_kb": "kernel code + rwdata + rodata + init + bss (the 'Memory:' boot line)",
+    "freed_after_boot_kb": "init sections and alignment gaps freed once boot is over",
+    "reserved_other_kb": "other boot reservations: printk buffer, hash tables, low 1 MiB, page tables",
+    "percpu_kb_per_cpu": "per-CPU first chunk, per possible CPU ('percpu: Embedded N pages/cpu')",
+    "boot_used_kb": "memory in use once boot is over besides the above (slab, page tables, rootfs)",
+    "boot_used_kb_per_cpu": "the same, per CPU (kthread stacks and task_structs, per-CPU slab structures)",
+    "zone_dma": "1 if the kernel has CONFIG_ZONE_DMA (the first 16 MiB are ZONE_DMA)",
+    "pageblock_order": "pageblock order: HUGETLB_PAGE_ORDER (9) with CONFIG_HUGETLB_PAGE, else MAX_ORDER-1 (10)",
+}
+
+
+@dataclass
+class MachineProfile:
+    """A named set of machine costs and memory layout, each with its source."""
+
+    name: str
+    description: str
+    source: str
+    costs: dict[str, float]
+    layout: dict[str, float]
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def ns(self, key: str) -> int:
+        """A cost rounded to whole nanoseconds."""
+        return int(round(self.costs[key]))
+
+    def ps(self, key: str) -> int:
+        """A cost in picoseconds, for per-object costs summed over many objects."""
+        return int(round(self.costs[key] * 1000))
+
+    def to_json(self) -> dict:
+        def entries(values: dict[str, float]) -> dict:
+            return {k: {"value": v, "source": self.sources.get(k, "")} for k, v in values.items()}
+
+        return {
+            "name": self.name,
+            "description": self.description,
+            "source": self.source,
+            "costs": entries(self.costs),
+            "layout": entries(self.layout),
+        }
+
+    def with_costs(self, name: str, costs: dict[str, float], source: str) -> "MachineProfile":
+        """A copy with some costs replaced (by a fit), keeping the layout."""
+        new = dict(self.costs)
+        new.update(costs)
+        sources = dict(self.sources)
+        for k in costs:
+            sources[k] = source
+        return MachineProfile(name, f"{self.description}; costs fitted", source, new, dict(self.layout), sources)
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used (missing or unknown entries, bad values)."""
+
+
+def _entries(doc: dict, section: str, expected: dict[str, str], where: str) -> tuple[dict, dict]:
+    raw = doc.get(section)
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{where}: missing section '{section}'")
+    unknown = sorted(set(raw) - set(expected))
+    missing = sorted(set(expected) - set(raw))
+    if unknown:
+        raise ProfileError(f"{where}: unknown {section} entry '{unknown[0]}'")
+    if missing:
+        raise ProfileError(f"{where}: missing {section} entry '{missing[0]}'")
+    values: dict[str, float] = {}
+    sources: dict[str, str] = {}
+    for key, entry in raw.items():
+        value = entry.get("value") if isinstance(entry, dict) else entry
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise ProfileError(f"{where}: {section}.{key} must be a number >= 0")
+        values[key] = float(value)
+        sources[key] = entry.get("source", "") if isinstance(entry, dict) else ""
+    return values, sources
+
+
+def parse_profile(doc: dict, where: str) -> MachineProfile:
+    costs, csrc = _entries(doc, "costs", COSTS, where)
+    layout, lsrc = _entries(doc, "layout", LAYOUT, where)
+    return MachineProfile(
+        name=str(doc.get("name", where)),
+        description=str(doc.get("description", "")),
+        source=str(doc.get("source", "")),
+        costs=costs,
+        layout=layout,
+        sources={**csrc, **lsrc},
+    )
+
+
+def builtin_profiles() -> list[str]:
+    """Names of the profiles shipped with kvfree-sim."""
+    root = resources.files("kvfree_sim") / "profiles"
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".json"))
+
+
+DEFAULT_PROFILE = "x86-server"
+
+
+def load_profile(name_or_path: str | None = None) -> MachineProfile:
+    """Load a shipped profile by name, or a profile file by path."""
+    name_or_path = name_or_path or DEFAULT_PROFILE
+    path = Path(name_or_path)
+    if path.suffix == ".json" or path.exists():
+        if not path.is_file():
+            raise ProfileError(f"profile file not found: {name_or_path}")
+        text = path.read_text()
+        where = str(path)
+    else:
+        if name_or_path not in builtin_profiles():
+            raise ProfileError(
+                f"unknown profile '{name_or_path}' (shipped: {', '.join(builtin_profiles())})"
+            )
+        text = (resources.files("kvfree_sim") / "profiles" / f"{name_or_path}.json").read_text()
+        where = name_or_path
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ProfileError(f"{where}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(doc, dict):
+        raise ProfileError(f"{where}: a profile is a JSON object")
+    return parse_profile(doc, where)

@@ -1,0 +1,451 @@
+"""The page allocator: zones, watermarks and the allocation slow path (mm/page_alloc.c).
+
+Modelled after v5.11 (v6.1 differs nowhere this model looks):
+
+* **Memory layout.**  RAM below 4 GiB is ZONE_DMA (first 16 MiB, when the
+  kernel has CONFIG_ZONE_DMA) and ZONE_DMA32; QEMU's ``pc`` machine puts RAM
+  beyond 3 GiB above 4 GiB, in ZONE_NORMAL.  The kernel keeps its image, the
+  memmap (64-byte ``struct page`` per page, mapped by SPARSEMEM_VMEMMAP in 2 MiB
+  blocks per 128 MiB section), per-CPU areas and other boot reservations; the
+  machine profile's layout section says how much, with sources.
+* **Watermarks** (``init_per_zone_wmark_min()``, ``__setup_per_zone_wmarks()``):
+  ``min_free_kbytes = int_sqrt(lowmem_kbytes * 16)`` clamped to [128, 262144],
+  split over zones by managed pages; ``low = min + max(min/4,
+  managed*watermark_scale_factor/10000)``, ``high = min + 2*that``;
+  ``lowmem_reserve`` from ``sysctl_lowmem_reserve_ratio``; ``watermark_boost``
+  raised by a pageblock when an unmovable allocation steals a pageblock
+  (``boost_watermark()``, ``watermark_boost_factor`` 15000) and dropped by
+  kswapd.
+* **Fast path**: ``get_page_from_freelist()`` at the low watermark
+  (``zone_watermark_fast()``/``__zone_watermark_ok()``).
+* **Slow path** (:meth:`PageAllocator.alloc_pages`, ``__alloc_pages_slowpath()``):
+  wake kswapd, retry at the min watermark (``ALLOC_HIGH``/``ALLOC_HARDER``
+  lower it, ``PF_MEMALLOC`` ignores it), direct reclaim, ``__GFP_NORETRY``
+  gives up after one reclaim, ``should_reclaim_retry()`` allows
+  ``MAX_RECLAIM_RETRIES`` rounds without progress (a workqueue worker sleeps a
+  jiffy between rounds, anyone else only ``cond_resched()``\\s), then
+  ``__alloc_pages_may_oom()``.
+
+Not modelled: page fragmentation (a high-order request succeeds whenever the
+count of free pages passes the watermark, so compaction never runs), per-CPU
+page lists, highatomic reserves, CMA, NUMA (one node), cpusets.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generator
+
+from .gfp import (
+    GFP_ATOMIC_FLAG, GFP_DIRECT_RECLAIM, GFP_HIGH, GFP_KSWAPD_RECLAIM, GFP_MEMALLOC,
+    GFP_NOFAIL, GFP_NOMEMALLOC, GFP_NORETRY, GFP_NOWARN, GFP_RETRY_MAYFAIL,
+)
+from .slab import KmemCache, kmalloc_size
+
+if TYPE_CHECKING:
+    from ..sched import Task
+    from ..system import Kernel
+
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+MAX_RECLAIM_RETRIES = 16
+PAGE_ALLOC_COSTLY_ORDER = 3
+WATERMARK_SCALE_FACTOR = 10  # vm.watermark_scale_factor default
+WATERMARK_BOOST_FACTOR = 15000  # vm.watermark_boost_factor default
+
+WMARK_MIN, WMARK_LOW, WMARK_HIGH = 0, 1, 2
+ALLOC_WMARK_MASK = 0x03
+ALLOC_NO_WATERMARKS = 0x04
+ALLOC_OOM = 0x08
+ALLOC_HARDER = 0x10
+ALLOC_HIGH = 0x20  # == __GFP_HIGH
+ALLOC_CPUSET = 0x40
+ALLOC_KSWAPD = 0x800  # == __GFP_KSWAPD_RECLAIM
+
+ZONE_DMA, ZONE_DMA32, ZONE_NORMAL = 0, 1, 2
+ZONE_NAMES = ("DMA", "DMA32", "Normal")
+# sysctl_lowmem_reserve_ratio (v5.11): DMA 256, DMA32 256, Normal 32
+LOWMEM_RESERVE_RATIO = (256, 256, 32)
+
+MiB_PAGES = (1 << 20) >> PAGE_SHIFT
+SECTION_PAGES = (128 << 20) >> PAGE_SHIFT  # SECTION_SIZE_BITS = 27 (x86_64)
+STRUCT_PAGE_BYTES = 64
+
+
+def int_sqrt(x: int) -> int:
+    """lib/math/int_sqrt.c: floor(sqrt(x))."""
+    import math
+
+    return math.isqrt(x)
+
+
+class Zone:
+    """``struct zone``."""
+
+    __slots__ = ("idx", "name", "present", "managed", "free", "watermark", "watermark_boost",
+                 "lowmem_reserve", "boosted_flag")
+
+    def __init__(self, idx: int, present: int, managed: int) -> None:
+        self.idx = idx
+        self.name = ZONE_NAMES[idx]
+        self.present = present
+        self.managed = managed
+        self.free = managed
+        self.watermark = [0, 0, 0]  # _watermark[WMARK_MIN..HIGH]
+        self.watermark_boost = 0
+        self.lowmem_reserve = [0, 0, 0]
+        self.boosted_flag = False  # ZONE_BOOSTED_WATERMARK
+
+    def wmark(self, i: int) -> int:
+        """min/low/high_wmark_pages(): the watermark plus the boost."""
+        return self.watermark[i] + self.watermark_boost
+
+    def watermark_ok(self, order: int, mark: int, highest: int, alloc_flags: int, free: int | None = None) -> bool:
+        """__zone_watermark_ok() (no highatomic reserve, no CMA, no fragmentation)."""
+        free_pages = (self.free if free is None else free) - ((1 << order) - 1)
+        m = mark
+        if alloc_flags & ALLOC_HIGH:
+            m -= m // 2
+        if alloc_flags & (ALLOC_HARDER | ALLOC_OOM):
+            m -= m // 2 if alloc_flags & ALLOC_OOM else m // 4
+        return free_pages > m + self.lowmem_reserve[highest]
+
+
+class AllocRequest:
+    """The state of one ``__alloc_pages()`` call in progress (its ``alloc_context``)."""
+
+    __slots__ = ("gfp", "order", "owner", "task")
+
+    def __init__(self, gfp: int, order: int, owner: str, task: "Task | None") -> None:
+        self.gfp = gfp
+        self.order = order
+        self.owner = owner
+        self.task = task
+
+
+class PageAllocator:
+    """Zones of one node, the buddy allocator's counts and the slow path."""
+
+    def __init__(self, kernel: "Kernel", memory_bytes: int, mm_version: str) -> None:
+        self.kernel = kernel
+        self.mm_version = mm_version
+        layout = kernel.profile.layout
+        ncpus = len(kernel.cpus)
+        self.zones = self._make_zones(memory_bytes, layout, ncpus)
+        self.managed_pages = sum(z.managed for z in self.zones)
+        self.present_pages = sum(z.present for z in self.zones)
+        self.pageblock_pages = 1 << int(layout["pageblock_order"])
+        self.owners: dict[str, int] = {}
+        self.caches: dict[int, KmemCache] = {}
+        self._setup_watermarks(layout)
+        self.base_pages = 0
+        self._charge_base(layout, ncpus)
+        # pageblocks unmovable allocations have claimed (boost_watermark())
+        used = self.managed_pages - self.nr_free_pages()
+        self.unmovable_blocks = -(-used // self.pageblock_pages)
+        self.stats = {"allocstall": 0, "oom": 0, "alloc_fail": 0, "pgsteal_boost": 0,
+                      "direct_reclaim_ns": 0, "kswapd_wakeups": 0}
+
+    # -- layout -------------------------------------------------------------------
+
+    def _make_zones(self, memory_bytes: int, layout: dict[str, float], ncpus: int) -> list[Zone]:
+        total = memory_bytes >> PAGE_SHIFT
+        present = total - int(layout["firmware_reserved_kb"]) // 4
+        low_limit = (3 << 30) >> PAGE_SHIFT  # QEMU pc: RAM above 3 GiB is remapped above 4 GiB
+        dma_pages = 4096 - int(layout["firmware_reserved_kb"]) // 4 if layout["zone_dma"] else 0
+        below4g = min(present, low_limit - int(layout["firmware_reserved_kb"]) // 4)
+        above4g = present - below4g
+        sections = -(-total // SECTION_PAGES)
+        memmap_pages = sections * (SECTION_PAGES * STRUCT_PAGE_BYTES >> PAGE_SHIFT)
+        reserved_kb = (layout["kernel_image_kb"] + layout["reserved_other_kb"]
+                       + layout["percpu_kb_per_cpu"] * ncpus)
+        reserved = int(reserved_kb) // 4 + memmap_pages
+        zones: list[Zone] = []
+        if dma_pages:
+            zones.append(Zone(ZONE_DMA, dma_pages, dma_pages))
+        dma32_present = below4g - dma_pages
+        if dma32_present <= reserved + 1024:
+            from ...config import ConfigError
+
+            raise ConfigError(
+                f"{memory_bytes >> 20}M is too small: the kernel keeps {reserved * 4 // 1024}M of it for itself")
+        if above4g > 0:
+            zones.append(Zone(ZONE_DMA32, dma32_present, dma32_present))
+            zones.append(Zone(ZONE_NORMAL, above4g, above4g - reserved))
+        else:
+            zones.append(Zone(ZONE_DMA32, dma32_present, dma32_present - reserved))
+        return zones
+
+    def _setup_watermarks(self, layout: dict[str, float]) -> None:
+        # init_per_zone_wmark_min(): lowmem_kbytes = nr_free_buffer_pages() in KiB,
+        # taken at core_initcall time, before init memory and the initrd are freed.
+        lowmem_kbytes = (self.managed_pages - int(layout["freed_after_boot_kb"]) // 4) * 4
+        mfk = int_sqrt(lowmem_kbytes * 16)
+        self.min_free_kbytes = max(128, min(mfk, 262144))
+        pages_min = self.min_free_kbytes >> (PAGE_SHIFT - 10)
+        lowmem = self.managed_pages
+        for z in self.zones:
+            tmp = pages_min * z.managed // lowmem
+            z.watermark[WMARK_MIN] = tmp
+            tmp = max(tmp >> 2, z.managed * WATERMARK_SCALE_FACTOR // 10000)
+            z.watermark[WMARK_LOW] = z.watermark[WMARK_MIN] + tmp
+            z.watermark[WMARK_HIGH] = z.watermark[WMARK_MIN] + tmp * 2
+        # setup_per_zone_lowmem_reserve(): zone i keeps back upper zones' managed/ratio
+        by_idx = {z.idx: z for z in self.zones}
+        for z in self.zones:
+            upper = 0
+            for j in range(z.idx + 1, 3):
+                if j in by_idx:
+                    upper += by_idx[j].managed
+                z.lowmem_reserve[j] = upper // LOWMEM_RESERVE_RATIO[z.idx]
+        # calculate_totalreserve_pages()
+        total = 0
+        for z in self.zones:
+            m = max(z.lowmem_reserve) + z.watermark[WMARK_HIGH]
+            total += min(m, z.managed)
+        self.totalreserve_pages = total
+
+    def _charge_base(self, layout: dict[str, float], ncpus: int) -> None:
+        """Memory in use once boot is over: slab, page tables, kthread stacks, rootfs."""
+        kb = layout["boot_used_kb"] + layout["boot_used_kb_per_cpu"] * ncpus
+        pages = int(kb) // 4
+        got = self._take(pages, 0, ALLOC_NO_WATERMARKS)
+        self.base_pages = got
+        self.owners["base"] = got
+
+    # -- counters -----------------------------------------------------------------------
+
+    def nr_free_pages(self) -> int:
+        return sum(z.free for z in self.zones)
+
+    def held_pages(self) -> dict[str, int]:
+        return {k: v for k, v in self.owners.items() if v}
+
+    def si_mem_available(self) -> int:
+        """si_mem_available(): free minus totalreserve (no page cache, no reclaimable slab)."""
+        return max(0, self.nr_free_pages() - self.totalreserve_pages)
+
+    def kmalloc_cache(self, size: int) -> KmemCache:
+        """The kmalloc cache serving ``size`` bytes (created on first use)."""
+        s = kmalloc_size(size) or size
+        cache = self.caches.get(s)
+        if cache is None:
+            cache = KmemCache(self, s, len(self.kernel.cpus))
+            self.caches[s] = cache
+        return cache
+
+    # -- fast path ---------------------------------------------------------------------
+
+    def _take(self, nr_blocks: int, order: int, alloc_flags: int, highest: int = ZONE_NORMAL) -> int:
+        """get_page_from_freelist() for up to ``nr_blocks`` blocks; how many it got.
+
+        Zones are tried from the highest one allowed down (the zonelist), each
+        while it passes its watermark.
+        """
+        got = 0
+        size = 1 << order
+        wm = alloc_flags & ALLOC_WMARK_MASK
+        nowm = alloc_flags & ALLOC_NO_WATERMARKS
+        for z in reversed(self.zones):
+            if z.idx > highest:
+                continue
+            while got < nr_blocks:
+                if nowm:
+                    room = z.free // size
+                else:
+                    mark = z.wmark(wm)
+                    m = mark
+                    if alloc_flags & ALLOC_HIGH:
+                        m -= m // 2
+                    if alloc_flags & (ALLOC_HARDER | ALLOC_OOM):
+                        m -= m // 2 if alloc_flags & ALLOC_OOM else m // 4
+                    # free - (size - 1) > m + reserve, for each block taken
+                    limit = m + z.lowmem_reserve[highest] + size - 1
+                    room = (z.free - limit - 1) // size + 1 if z.free > limit else 0
+                if room <= 0:
+                    break
+                k = min(room, nr_blocks - got)
+                z.free -= k * size
+                got += k
+                if z.boosted_flag:
+                    # rmqueue(): ZONE_BOOSTED_WATERMARK wakes kswapd
+                    z.boosted_flag = False
+                    self.kernel.vmscan.wakeup_kswapd(z, 0)
+        return got
+
+    def _claim_pageblocks(self) -> None:
+        """boost_watermark() when unmovable allocations need a new pageblock."""
+        used = self.managed_pages - self.nr_free_pages()
+        while used > self.unmovable_blocks * self.pageblock_pages:
+            self.unmovable_blocks += 1
+            z = self.zones[-1]
+            max_boost = max(self.pageblock_pages, z.watermark[WMARK_HIGH] * WATERMARK_BOOST_FACTOR // 10000)
+            z.watermark_boost = min(z.watermark_boost + self.pageblock_pages, max_boost)
+            z.boosted_flag = True
+            self.stats["pgsteal_boost"] += 1
+
+    def alloc_fast(self, nr_blocks: int, order: int, gfp: int, owner: str) -> int:
+        """The first get_page_from_freelist() of __alloc_pages() (low watermark) for
+        ``nr_blocks`` blocks at once; returns how many were allocated."""
+        got = self._take(nr_blocks, order, WMARK_LOW)
+        if got:
+            self._account(owner, got << order)
+        return got
+
+    def _account(self, owner: str, pages: int) -> None:
+        self.owners[owner] = self.owners.get(owner, 0) + pages
+        self._claim_pageblocks()
+
+    def free_pages(self, nr_blocks: int, order: int, owner: str) -> None:
+        """__free_pages(): back to the zone they came from (here: the highest with room)."""
+        pages = nr_blocks << order
+        left = self.owners.get(owner, 0) - pages
+        if left < 0:
+            from ...checks import InvariantViolation
+
+            raise InvariantViolation("pages not conserved", f"{owner} frees {pages} pages but holds {left + pages}")
+        self.owners[owner] = left
+        for z in reversed(self.zones):
+            room = z.managed - z.free
+            k = min(room, pages)
+            z.free += k
+            pages -= k
+            if not pages:
+                break
+
+    # -- __alloc_pages() ------------------------------------------------------------------
+
+    def gfp_to_alloc_flags(self, gfp: int) -> int:
+        flags = WMARK_MIN | ALLOC_CPUSET
+        flags |= gfp & GFP_HIGH
+        flags |= gfp & GFP_KSWAPD_RECLAIM
+        if gfp & GFP_ATOMIC_FLAG:
+            if not gfp & GFP_NOMEMALLOC:
+                flags |= ALLOC_HARDER
+            flags &= ~ALLOC_CPUSET
+        return flags
+
+    def _pfmemalloc_flags(self, gfp: int, task: "Task | None") -> int:
+        """__gfp_pfmemalloc_flags()."""
+        if gfp & GFP_NOMEMALLOC:
+            return 0
+        if gfp & GFP_MEMALLOC:
+            return ALLOC_NO_WATERMARKS
+        if task is not None:
+            if task.memalloc:
+                return ALLOC_NO_WATERMARKS
+            if task.oom_victim:
+                return ALLOC_OOM
+        return 0
+
+    def alloc_pages(self, task: "Task | None", gfp: int, order: int, owner: str) -> Generator[Any, Any, bool]:
+        """__alloc_pages(gfp, order) from ``task``'s context: fast path, then slow path.
+
+        A generator: reclaim takes CPU time and may sleep.  Returns True when a
+        block was allocated (and charged to ``owner``).
+        """
+        if self.alloc_fast(1, order, gfp, owner):
+            return True
+        self.kernel.sync_all()  # frees that have happened by now count
+        if self.alloc_fast(1, order, gfp, owner):
+            return True
+        ok = yield from self._slowpath(task, gfp, order)
+        if ok:
+            self._account(owner, 1 << order)
+        return ok
+
+    def _slowpath(self, task: "Task | None", gfp: int, order: int) -> Generator[Any, Any, bool]:
+        """__alloc_pages_slowpath()."""
+        kernel = self.kernel
+        vmscan = kernel.vmscan
+        can_direct_reclaim = bool(gfp & GFP_DIRECT_RECLAIM) and task is not None
+        costly = order > PAGE_ALLOC_COSTLY_ORDER
+        no_progress_loops = 0
+        alloc_flags = self.gfp_to_alloc_flags(gfp)
+        if alloc_flags & ALLOC_KSWAPD:
+            vmscan.wake_all_kswapds(order)
+        if self._take(1, order, alloc_flags):
+            return True
+        while True:  # retry:
+            if alloc_flags & ALLOC_KSWAPD:
+                vmscan.wake_all_kswapds(order)
+            reserve = self._pfmemalloc_flags(gfp, task)
+            if reserve:
+                alloc_flags = (alloc_flags & ~ALLOC_WMARK_MASK & ~ALLOC_NO_WATERMARKS) | reserve
+            if self._take(1, order, alloc_flags):
+                return True
+            if not can_direct_reclaim or task is None or task.memalloc:
+                break  # nopage
+            # __alloc_pages_direct_reclaim()
+            progress = yield from vmscan.try_to_free_pages(task, gfp, order)
+            if progress:
+                kernel.sync_all()
+                if self._take(1, order, alloc_flags):
+                    return True
+                # drain_all_pages() and retry once: no per-CPU lists modelled
+            if gfp & GFP_NORETRY:
+                break
+            if costly and not gfp & GFP_RETRY_MAYFAIL:
+                break
+            # should_reclaim_retry()
+            retry = yield from self._should_reclaim_retry(task, order, alloc_flags, progress > 0,
+                                                          no_progress_loops)
+            no_progress_loops = 0 if (progress and order <= PAGE_ALLOC_COSTLY_ORDER) else no_progress_loops + 1
+            if retry:
+                continue
+            # __alloc_pages_may_oom()
+            got, did_some_progress = yield from self._may_oom(task, gfp, order)
+            if got:
+                return True
+            if kernel.panicked is not None:
+                yield SLEEP_FOREVER
+            if task.oom_victim and (alloc_flags & ALLOC_OOM or gfp & GFP_NOMEMALLOC):
+                break
+            if did_some_progress:
+                no_progress_loops = 0
+                continue
+            break
+        # nopage:
+        if gfp & GFP_NOFAIL:
+            # __GFP_NOFAIL: loop forever (not used by anything kvfree-sim models)
+            raise NotImplementedError("__GFP_NOFAIL")
+        self.stats["alloc_fail"] += 1
+        if not gfp & GFP_NOWARN and kernel.tracer is not None:
+            kernel.tracer.console(f"{task.name if task else 'irq'}: page allocation failure: order:{order}")
+        return False
+
+    def _should_reclaim_retry(self, task: "Task", order: int, alloc_flags: int, did_some_progress: bool,
+                              no_progress_loops: int) -> Generator[Any, Any, bool]:
+        """should_reclaim_retry(): worth another round of reclaim?"""
+        loops = 0 if (did_some_progress and order <= PAGE_ALLOC_COSTLY_ORDER) else no_progress_loops + 1
+        if loops > MAX_RECLAIM_RETRIES:
+            return False
+        ret = False
+        for z in reversed(self.zones):
+            # available = reclaimable (no LRU pages here) + free
+            if z.watermark_ok(order, z.wmark(WMARK_MIN), ZONE_NORMAL, alloc_flags, z.free):
+                ret = True
+                break
+        # A workqueue worker must sleep here or the pool would never run its
+        # other items; anyone else only cond_resched()s (a no-op under PREEMPT).
+        if task.wq_worker:
+            yield from self.kernel.vmscan.schedule_timeout_uninterruptible(task, 1)
+        return ret
+
+    def _may_oom(self, task: "Task", gfp: int, order: int) -> Generator[Any, Any, tuple[bool, bool]]:
+        """__alloc_pages_may_oom()."""
+        oom = self.kernel.oom
+        if oom.lock_held:
+            # Somebody else is OOM killing: back off a jiffy and count it as progress.
+            yield from self.kernel.vmscan.schedule_timeout_uninterruptible(task, 1)
+            return False, True
+        # Go through the zonelist once more at the high watermark: perhaps
+        # somebody freed memory meanwhile.
+        if self._take(1, order, WMARK_HIGH | ALLOC_CPUSET):
+            return True, False
+        if order > PAGE_ALLOC_COSTLY_ORDER or gfp & GFP_RETRY_MAYFAIL:
+            return False, False
+        killed = yield from oom.out_of_memory(task, gfp, order)
+        return False, killed
+
+
+SLEEP_FOREVER = -1  # the sched.SLEEP directive: a panicked machine never wakes the task

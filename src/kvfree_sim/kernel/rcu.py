@@ -1,0 +1,312 @@
+"""Tree RCU grace periods for a PREEMPT kernel (kernel/rcu/tree.c, tree_plugin.h, rcu.h).
+
+What is modelled, and where it comes from (v5.11; v6.1 is the same here):
+
+* ``rcu_state.gp_seq`` with the kernel's encoding (``RCU_SEQ_CTR_SHIFT`` = 2,
+  low bits = GP state) and ``rcu_seq_start/end/snap/done/diff`` verbatim, so
+  rcuscale's "batches" is computed as the kernel computes it.
+* The GP kthread (``rcu_gp_kthread()``, a nice-0 kthread on any CPU) sleeps until
+  a GP is needed, runs ``rcu_gp_init()``, then the FQS loop
+  (``rcu_gp_fqs_loop()``): it sleeps ``jiffies_till_first_fqs`` jiffies (a
+  timer-wheel timeout), scans the CPUs that still owe a quiescent state
+  (``force_qs_rnp()``): at the first scan idle CPUs are reported
+  (``dyntick_save_progress_counter()``), at later scans CPUs whose dynticks
+  counter moved (``rcu_implicit_dynticks_qs()``); it sleeps
+  ``jiffies_till_next_fqs`` between scans and is woken at once when the last
+  CPU reports.  Then ``rcu_gp_cleanup()`` ends the GP and starts the next if one
+  is needed.  ``jiffies_till_{first,next}_fqs`` default to
+  ``RCU_JIFFIES_TILL_FORCE_QS + nr_cpu_ids / RCU_JIFFIES_FQS_DIV``.
+* A busy CPU (one running a task, or an idle one that keeps its tick because it
+  holds callbacks, ``rcu_needs_cpu()``) notices a new GP at its first tick after the
+  GP started (``rcu_pending()`` -> ``rcu_core()`` -> ``note_gp_changes()``) and
+  reports its quiescent state at the next tick: the tick finds it outside any
+  read-side critical section with preemption enabled
+  (``rcu_flavor_sched_clock_irq()`` -> ``rcu_qs()``) and ``rcu_core()`` reports
+  it (``rcu_check_quiescent_state()``).  A context switch between those ticks
+  also clears the flag but the report still waits for the softirq of the
+  second tick, so the model reports at that tick.  A dyntick-idle CPU
+  (NO_HZ_IDLE, tick stopped) is reported by the FQS scan, which a 3-jiffy
+  timeout puts 4 ticks after the GP started.
+* ``call_rcu()`` queues a callback on the calling CPU; at that CPU's next tick
+  ``rcu_core()`` accelerates it (assigns ``rcu_seq_snap(&rcu_state.gp_seq)``)
+  and requests that GP (``rcu_start_this_gp()``).  When the GP has ended, the
+  next tick on that CPU invokes the ready callbacks from the RCU softirq
+  (``rcu_do_batch()``; CPUs with callbacks keep their tick, ``rcu_needs_cpu()``).
+* ``synchronize_rcu()`` is ``wait_rcu_gp(call_rcu)``: the caller sleeps until a
+  callback wakes it.
+
+Simplifications: a single rcu_node (the GP kthread's per-CPU work is a cost per
+CPU rather than a walk of the tree); read-side critical sections are not
+modelled (rcuscale's kfree test has none), so no CPU holds a GP up beyond its
+second tick except by being idle, and neither expedited GPs, RCU priority
+boosting, callback offloading (``RCU_NOCB_CPU=n`` in kvm.sh's TREE config) nor
+``rcu_do_batch()``'s ``blimit`` are modelled.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Generator
+
+from ..core.sim import PRIO_SOFTIRQ, Event, Simulator
+from .sched import SLEEP, Cpu, Task, wake_task
+from .time import TimerList
+
+if TYPE_CHECKING:
+    from .system import Kernel
+
+RCU_SEQ_CTR_SHIFT = 2
+RCU_SEQ_STATE_MASK = (1 << RCU_SEQ_CTR_SHIFT) - 1
+RCU_JIFFIES_FQS_DIV = 256
+
+
+def rcu_seq_start(s: int) -> int:
+    return s + 1
+
+
+def rcu_seq_endval(s: int) -> int:
+    return (s | RCU_SEQ_STATE_MASK) + 1
+
+
+def rcu_seq_state(s: int) -> int:
+    return s & RCU_SEQ_STATE_MASK
+
+
+def rcu_seq_snap(s: int) -> int:
+    """The gp_seq value at which a full grace period will have elapsed since now."""
+    return (s + 2 * RCU_SEQ_STATE_MASK + 1) & ~RCU_SEQ_STATE_MASK
+
+
+def rcu_seq_done(s: int, snap: int) -> bool:
+    return s >= snap
+
+
+def rcu_seq_diff(new: int, old: int) -> int:
+    """kernel/rcu/rcu.h rcu_seq_diff(): grace periods between two gp_seq values."""
+    if old == new:
+        return 0
+    rnd_diff = (
+        (new & ~RCU_SEQ_STATE_MASK)
+        - ((old + RCU_SEQ_STATE_MASK) & ~RCU_SEQ_STATE_MASK)
+        + (1 if ((new & RCU_SEQ_STATE_MASK) or (old & RCU_SEQ_STATE_MASK)) else 0)
+    )
+    if RCU_SEQ_STATE_MASK >= rnd_diff:
+        return 1
+    return ((rnd_diff - RCU_SEQ_STATE_MASK - 1) >> RCU_SEQ_CTR_SHIFT) + 2
+
+
+def rcu_jiffies_till_force_qs(hz: int) -> int:
+    """RCU_JIFFIES_TILL_FORCE_QS: 1 + (HZ > 250) + (HZ > 500) (kernel/rcu/tree.h)."""
+    return 1 + (hz > 250) + (hz > 500)
+
+
+Callback = Callable[[Any], None]
+
+
+class RcuHead:
+    """A queued callback: ``struct rcu_head`` with the GP it waits for."""
+
+    __slots__ = ("fn", "arg", "snap")
+
+    def __init__(self, fn: Callback, arg: Any) -> None:
+        self.fn = fn
+        self.arg = arg
+        self.snap = -1  # not yet accelerated
+
+
+class Rcu:
+    """``rcu_state`` + per-CPU ``rcu_data`` + the GP kthread."""
+
+    def __init__(self, kernel: "Kernel", jiffies_till_first_fqs: int | None = None,
+                 jiffies_till_next_fqs: int | None = None) -> None:
+        self.kernel = kernel
+        self.sim: Simulator = kernel.sim
+        ncpus = len(kernel.cpus)
+        default = rcu_jiffies_till_force_qs(kernel.clock.hz) + ncpus // RCU_JIFFIES_FQS_DIV
+        # rcu_init_geometry(): a value of ULONG_MAX (here None) takes the default.
+        self.jiffies_till_first_fqs = default if jiffies_till_first_fqs is None else jiffies_till_first_fqs
+        self.jiffies_till_next_fqs = default if jiffies_till_next_fqs is None else max(1, jiffies_till_next_fqs)
+        self.gp_seq = 0
+        self.gp_seq_needed = 0
+        self.gp_count = 0  # completed GPs
+        self.cbs: list[list[RcuHead]] = [[] for _ in range(ncpus)]
+        self.nr_unaccel = 0
+        self.qs_pending: set[int] = set()
+        self.noticed: list[bool] = [False] * ncpus
+        self.fqs_snap: list[int] = [0] * ncpus
+        self._tick_ev: Event | None = None
+        self.gp_started_at = 0
+        self.gp_durations: list[int] = []
+        self.cb_ns = kernel.profile.ns("rcu_cb_ns")
+        self.gp_init_ns = kernel.profile.ns("rcu_gp_init_ns")
+        self.gp_per_cpu_ns = kernel.profile.ns("rcu_gp_per_cpu_ns")
+        self._kthread_sleeping = False
+        self.kthread = Task(kernel, "rcu_preempt", self._gp_kthread, nice=0, boot=True)
+
+    def start(self) -> None:
+        wake_task(self.kthread)
+
+    # -- API ------------------------------------------------------------------
+
+    def call_rcu(self, cpu: Cpu, fn: Callback, arg: Any = None) -> RcuHead:
+        """call_rcu(): ``fn(arg)`` runs on ``cpu`` in softirq after a full GP."""
+        head = RcuHead(fn, arg)
+        self.cbs[cpu.id].append(head)
+        self.nr_unaccel += 1
+        self._need_tick()
+        return head
+
+    def synchronize_rcu(self, task: Task) -> Generator[Any, Any, None]:
+        """synchronize_rcu() -> wait_rcu_gp(call_rcu): sleep until a GP has passed."""
+        assert task.cpu is not None
+        self.call_rcu(task.cpu, lambda t: wake_task(t), task)
+        yield SLEEP
+
+    @property
+    def gp_in_progress(self) -> bool:
+        return rcu_seq_state(self.gp_seq) != 0
+
+    # -- the RCU tick: rcu_sched_clock_irq() + rcu_core() on every CPU ---------
+
+    def _need_tick(self) -> None:
+        if self._tick_ev is None:
+            t = self.kernel.clock.next_tick(self.sim.now)
+            self._tick_ev = self.sim.at(t, self._tick, None, PRIO_SOFTIRQ)
+
+    def _tick(self, _: object) -> None:
+        self._tick_ev = None
+        cpus = self.kernel.cpus
+        if self.nr_unaccel:
+            self._accelerate()
+        if self.qs_pending:
+            for cid in sorted(self.qs_pending):
+                if cpus[cid].curr is None and not self.cbs[cid]:
+                    continue  # dyntick-idle, no tick: left to the FQS scan
+                if self.noticed[cid]:
+                    self._report_qs(cid)
+                else:
+                    self.noticed[cid] = True
+        self._invoke_ready()
+        if self.nr_unaccel or self._busy_pending() or self._has_ready():
+            self._need_tick()
+
+    def _busy_pending(self) -> bool:
+        cpus = self.kernel.cpus
+        return any(cpus[c].curr is not None or self.cbs[c] for c in self.qs_pending)
+
+    def _accelerate(self) -> None:
+        """rcu_accelerate_cbs() + rcu_start_this_gp() for new callbacks."""
+        snap = rcu_seq_snap(self.gp_seq)
+        for lst in self.cbs:
+            for head in reversed(lst):
+                if head.snap >= 0:
+                    break
+                head.snap = snap
+        self.nr_unaccel = 0
+        if snap > self.gp_seq_needed:
+            self.gp_seq_needed = snap
+            if self._kthread_sleeping and not self.gp_in_progress:
+                self._kthread_sleeping = False
+                wake_task(self.kthread)
+
+    def _has_ready(self) -> bool:
+        s = self.gp_seq
+        return any(lst and 0 <= lst[0].snap <= s for lst in self.cbs)
+
+    def _invoke_ready(self) -> None:
+        """rcu_do_batch() on each CPU whose oldest callbacks' GP has ended."""
+        s = self.gp_seq
+        cpus = self.kernel.cpus
+        for cid, lst in enumerate(self.cbs):
+            if not lst or not (0 <= lst[0].snap <= s):
+                continue
+            n = 0
+            while n < len(lst) and 0 <= lst[n].snap <= s:
+                n += 1
+            ready = lst[:n]
+            del lst[:n]
+            cpus[cid].softirq(self._do_batch, ready, self.kernel.profile.ns("softirq_ns") + n * self.cb_ns)
+
+    @staticmethod
+    def _do_batch(ready: list[RcuHead]) -> None:
+        for head in ready:
+            head.fn(head.arg)
+
+    # -- quiescent states -------------------------------------------------------
+
+    def _report_qs(self, cid: int) -> None:
+        """rcu_report_qs_rdp() -> ... -> rcu_report_qs_rsp() wakes the GP kthread."""
+        self.qs_pending.discard(cid)
+        if not self.qs_pending and self._kthread_sleeping:
+            self._kthread_sleeping = False
+            wake_task(self.kthread)
+
+    def _fqs(self, first: bool) -> None:
+        """rcu_gp_fqs() -> force_qs_rnp()."""
+        cpus = self.kernel.cpus
+        for cid in sorted(self.qs_pending):
+            dt = cpus[cid].dynticks
+            if first:
+                self.fqs_snap[cid] = dt
+                if dt % 2 == 0:  # even: in dyntick-idle (an extended quiescent state)
+                    self._report_qs(cid)
+            elif dt != self.fqs_snap[cid] or dt % 2 == 0:
+                self._report_qs(cid)
+
+    # -- the GP kthread ---------------------------------------------------------
+
+    def _sleep_for(self, me: Task, jiffies: int) -> Generator[Any, Any, None]:
+        """swait_event_idle_timeout(): sleep until the jiffy, or until woken."""
+        clock = self.kernel.clock
+        assert me.cpu is not None
+        timer = TimerList(me.cpu, self._timeout, me)
+        timer.add(clock.jiffies + jiffies)
+        self._kthread_sleeping = True
+        yield SLEEP
+        self._kthread_sleeping = False
+        timer.delete()
+
+    def _timeout(self, me: object) -> None:
+        assert isinstance(me, Task)
+        if self._kthread_sleeping:
+            self._kthread_sleeping = False
+            wake_task(me)
+
+    def _gp_kthread(self, me: Task) -> Generator[Any, Any, None]:
+        """rcu_gp_kthread()."""
+        ncpus = len(self.kernel.cpus)
+        tracer = self.kernel.tracer
+        while True:
+            while not self.gp_seq_needed > self.gp_seq:
+                self._kthread_sleeping = True
+                yield SLEEP
+                self._kthread_sleeping = False
+            # rcu_gp_init()
+            yield self.gp_init_ns + ncpus * self.gp_per_cpu_ns
+            self.gp_seq = rcu_seq_start(self.gp_seq)
+            self.gp_started_at = self.sim.now
+            if tracer is not None:
+                tracer.rcu_grace_period(self.gp_seq, "start")
+            self.qs_pending = set(range(ncpus))
+            self.noticed = [False] * ncpus
+            assert me.cpu is not None
+            self.noticed[me.cpu.id] = True
+            self._need_tick()
+            # rcu_gp_fqs_loop()
+            first = True
+            while self.qs_pending:
+                yield from self._sleep_for(me, self.jiffies_till_first_fqs if first else self.jiffies_till_next_fqs)
+                if not self.qs_pending:
+                    break
+                yield len(self.qs_pending) * self.gp_per_cpu_ns
+                self._fqs(first)
+                first = False
+            # rcu_gp_cleanup()
+            yield ncpus * self.gp_per_cpu_ns
+            self.gp_seq = rcu_seq_endval(self.gp_seq)  # rcu_seq_end()
+            self.gp_count += 1
+            self.gp_durations.append(self.sim.now - self.gp_started_at)
+            if tracer is not None:
+                tracer.rcu_grace_period(self.gp_seq, "end")
+            if self._has_ready() or self.nr_unaccel:
+                self._need_tick()
+

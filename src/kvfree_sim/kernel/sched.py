@@ -1,0 +1,648 @@
+"""CPUs, tasks and the CFS scheduler (kernel/sched/{core,fair}.c, v5.11-v6.1).
+
+A :class:`Task` is a Python generator.  It yields what it does next:
+
+* an ``int`` ``ns >= 0``: run on the CPU for ``ns`` of CPU time (a *burst*);
+  the value sent back is ``ns``;
+* a :class:`Chunk`: a *divisible* burst, a run of identical operations (a
+  segment of ``kvfree_rcu()`` calls, a batch of frees) whose progress can be
+  committed at any instant: when the task is preempted, interrupted or
+  observed from another CPU (:meth:`Cpu.sync`), the CPU calls
+  ``chunk.advance(ns)`` with the CPU time it got so far;
+* :data:`SLEEP`: block until :meth:`Machine.wake` (the value sent back is the
+  waker's).
+
+Each CPU has a CFS run queue: runnable tasks share it by the weight of their
+nice level (``sched_prio_to_weight``), a waking task is placed by
+``place_entity()`` and preempts the current one when ``wakeup_preempt_entity()``
+says so (``check_preempt_wakeup()``); at a tick, ``check_preempt_tick()``
+ends a slice.  Everything here follows v5.11 kernel/sched/fair.c (v6.1 is the
+same for these paths; EEVDF replaced them only in v6.6).
+
+Hard and soft interrupts run a plain function at once and take their CPU time
+from whatever the CPU was running.  A burst marked ``irqs_off`` holds
+interrupts until it ends; one marked ``preempt_off`` holds preemption.
+
+Simplifications (documented in docs/design.md): no load balancing (rcuscale's
+threads and per-CPU kworkers are pinned; unpinned tasks pick a CPU when they
+wake, preferring an idle one, like ``select_idle_sibling()``), no group
+scheduling, no buddies, no PELT; the CPU time of wakeups is folded into the
+costs of the operations that wake.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Generator
+
+from ..core.sim import PRIO_LATE, PRIO_NORMAL, PRIO_SOFTIRQ, Event, Simulator
+
+if TYPE_CHECKING:
+    from .system import Kernel
+
+#: Yielded by a task to block until woken.
+SLEEP = -1
+
+TaskBody = Generator[Any, Any, None]
+
+# kernel/sched/core.c
+SCHED_PRIO_TO_WEIGHT = (
+    88761, 71755, 56483, 46273, 36291,
+    29154, 23254, 18705, 14949, 11916,
+    9548, 7620, 6100, 4904, 3906,
+    3121, 2501, 1991, 1586, 1277,
+    1024, 820, 655, 526, 423,
+    335, 272, 215, 172, 137,
+    110, 87, 70, 56, 45,
+    36, 29, 23, 18, 15,
+)
+NICE_0_LOAD = 1024
+MAX_NICE = 19
+MIN_NICE = -20
+
+# kernel/sched/fair.c, unscaled defaults (ns)
+SYSCTL_SCHED_LATENCY = 6_000_000
+SYSCTL_SCHED_MIN_GRANULARITY = 750_000
+SYSCTL_SCHED_WAKEUP_GRANULARITY = 1_000_000
+SCHED_NR_LATENCY = 8
+
+
+def nice_to_weight(nice: int) -> int:
+    if not MIN_NICE <= nice <= MAX_NICE:
+        raise ValueError(f"nice {nice} out of range")
+    return SCHED_PRIO_TO_WEIGHT[nice - MIN_NICE]
+
+
+def sysctl_factor(ncpus: int) -> int:
+    """get_update_sysctl_factor(), SCHED_TUNABLESCALING_LOG: 1 + ilog2(min(ncpus, 8))."""
+    n = min(ncpus, 8)
+    return 1 + (n.bit_length() - 1)
+
+
+class CfsParams:
+    """The CFS tunables after update_sysctl() scaled them for this machine."""
+
+    __slots__ = ("latency", "min_granularity", "wakeup_granularity", "base_slice")
+
+    def __init__(self, ncpus: int, base_slice: bool = False) -> None:
+        f = sysctl_factor(ncpus)
+        self.latency = SYSCTL_SCHED_LATENCY * f
+        self.min_granularity = SYSCTL_SCHED_MIN_GRANULARITY * f
+        self.wakeup_granularity = SYSCTL_SCHED_WAKEUP_GRANULARITY * f
+        #: v5.13+ sched_slice() never returns less than min_granularity (BASE_SLICE)
+        self.base_slice = base_slice
+
+    def period(self, nr_running: int) -> int:
+        """__sched_period()."""
+        if nr_running > SCHED_NR_LATENCY:
+            return nr_running * self.min_granularity
+        return self.latency
+
+
+class Chunk:
+    """A divisible burst: ``remaining`` ns of CPU, committed by ``advance()``.
+
+    A *volatile* chunk was planned from state other CPUs or tasks may change
+    while it is off the CPU (a segment of kvfree_rcu() calls): when preempted
+    or synced it is dropped, and the task re-plans when it runs again.  Any
+    other chunk just continues.
+    """
+
+    __slots__ = ("remaining", "volatile")
+
+    def __init__(self, cost: int, volatile: bool = False) -> None:
+        self.remaining = cost
+        self.volatile = volatile
+
+    def advance(self, ns: int) -> None:
+        """Commit the effect of ``ns`` more ns of CPU time (``ns <= remaining``)."""
+        self.remaining -= ns
+
+
+class Segments(Chunk):
+    """A divisible burst made of runs of identical operations.
+
+    Each run is ``(n, unit_ps, commit)``: ``n`` operations costing ``unit_ps``
+    picoseconds each; ``commit(k)`` applies the effect of ``k`` more of them
+    as the CPU time to do them is granted.  This is how kvfree-sim models a
+    stream of ``kvfree_rcu()`` calls, or a batch of frees, with one event for
+    the whole run instead of one per object, and still with exact counts.
+    """
+
+    __slots__ = ("runs", "idx", "done", "spent_ps")
+
+    def __init__(self, runs: list[tuple[int, int, Callable[[int], None]]], volatile: bool = False) -> None:
+        total = sum(n * unit for n, unit, _ in runs)
+        super().__init__(-(-total // 1000), volatile)
+        self.runs = runs
+        self.idx = 0  # current run
+        self.done = 0  # operations of the current run committed
+        self.spent_ps = 0  # CPU time granted to the current run, in ps
+
+    def advance(self, ns: int) -> None:
+        self.remaining -= ns
+        budget = ns * 1000
+        runs = self.runs
+        last = len(runs) - 1
+        while self.idx <= last:
+            n, unit, commit = runs[self.idx]
+            self.spent_ps += budget
+            k = min(n, self.spent_ps // unit) if unit > 0 else n
+            if self.remaining <= 0 and self.idx == last:
+                k = n
+            if k > self.done:
+                commit(k - self.done)
+                self.done = k
+            if k < n:
+                return
+            budget = self.spent_ps - n * unit
+            if budget < 0:
+                budget = 0
+            self.idx += 1
+            self.done = 0
+            self.spent_ps = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.idx >= len(self.runs)
+
+
+class Task:
+    """A kernel thread (or a user process) with a CFS scheduling entity."""
+
+    __slots__ = (
+        "kernel", "name", "pid", "nice", "weight", "body", "pinned", "cpu",
+        "runnable", "exited", "vruntime", "sum_exec", "prev_sum_exec",
+        "burst", "chunk", "send", "started", "irqs_off", "preempt_off",
+        "kthread", "oom_killable", "rss_pages", "wq_worker", "memalloc", "oom_victim",
+    )
+
+    def __init__(
+        self,
+        kernel: "Kernel",
+        name: str,
+        body: Callable[["Task"], TaskBody],
+        nice: int = 0,
+        pinned: "Cpu | None" = None,
+        kthread: bool = True,
+        boot: bool = False,
+    ) -> None:
+        self.kernel = kernel
+        self.name = name
+        self.pid = kernel.new_pid()
+        self.nice = nice
+        self.weight = nice_to_weight(nice)
+        self.pinned = pinned
+        self.cpu: Cpu | None = pinned
+        self.runnable = False
+        self.exited = False
+        self.vruntime = 0
+        self.sum_exec = 0
+        self.prev_sum_exec = 0
+        self.burst = 0  # ns left of the current plain burst
+        self.chunk: Chunk | None = None  # current divisible burst
+        self.send: Any = None  # value for the next generator resume
+        # A thread from boot has slept since: it wakes with place_entity(initial=0);
+        # a new one gets START_DEBIT on its first enqueue.
+        self.started = boot
+        self.irqs_off = False
+        self.preempt_off = False
+        self.kthread = kthread
+        self.oom_killable = not kthread
+        self.rss_pages = 0
+        self.wq_worker = False  # PF_WQ_WORKER
+        self.memalloc = False  # PF_MEMALLOC: in reclaim, or kswapd
+        self.oom_victim = False  # TIF_MEMDIE
+        self.body: TaskBody = body(self)
+        kernel.register_task(self)
+
+    def set_nice(self, nice: int) -> None:
+        """set_user_nice(): takes effect for future accounting."""
+        self.nice = nice
+        w = nice_to_weight(nice)
+        cpu = self.cpu
+        if self.runnable and cpu is not None:
+            cpu.load += w - self.weight
+        self.weight = w
+
+    def __repr__(self) -> str:
+        return f"<{self.name}-{self.pid}>"
+
+
+class Cpu:
+    """One CPU: its CFS run queue, the running task and interrupt handling."""
+
+    __slots__ = (
+        "kernel", "sim", "id", "cfs", "curr", "rq", "load", "min_vruntime",
+        "burst_ev", "run_start", "in_resume", "need_resched", "tick_ev",
+        "dynticks", "idle_since", "idle_time", "tracer", "deferred",
+        "resume_ev", "ctx_switch_ns", "irq_ns", "softirq_ns", "context", "curr_since",
+    )
+
+    def __init__(self, kernel: "Kernel", cpu_id: int) -> None:
+        self.kernel = kernel
+        self.sim: Simulator = kernel.sim
+        self.id = cpu_id
+        self.cfs: CfsParams = kernel.cfs
+        self.curr: Task | None = None
+        self.rq: list[Task] = []  # runnable tasks other than curr
+        self.load = 0  # sum of weights of runnable tasks, curr included
+        self.min_vruntime = 0
+        self.burst_ev: Event | None = None
+        self.resume_ev: Event | None = None
+        self.run_start = 0  # when curr's burst (re)started progressing
+        self.in_resume = False
+        self.need_resched = False
+        self.tick_ev: Event | None = None
+        self.dynticks = 0  # even: idle, an extended quiescent state (EQS); odd: not
+        self.idle_since = 0
+        self.idle_time = 0
+        self.tracer = kernel.tracer
+        self.deferred: list[tuple[Callable[[Any], None], Any, int]] = []
+        self.ctx_switch_ns = kernel.profile.ns("context_switch_ns")
+        self.irq_ns = kernel.profile.ns("hardirq_ns")
+        self.softirq_ns = kernel.profile.ns("softirq_ns")
+        self.context = "task"
+        self.curr_since = 0  # when curr got the CPU
+
+    # -- state ------------------------------------------------------------
+
+    @property
+    def nr_running(self) -> int:
+        return len(self.rq) + (self.curr is not None)
+
+    @property
+    def is_idle(self) -> bool:
+        return self.curr is None and not self.rq
+
+    # -- CFS arithmetic -----------------------------------------------------
+
+    def _update_min_vruntime(self) -> None:
+        """update_min_vruntime()."""
+        curr = self.curr
+        v = None
+        if curr is not None:
+            v = curr.vruntime
+        if self.rq:
+            left = min(t.vruntime for t in self.rq)
+            v = left if v is None else min(v, left)
+        if v is not None and v > self.min_vruntime:
+            self.min_vruntime = v
+
+    def sched_slice(self, t: Task) -> int:
+        """sched_slice(): t's share of the period by weight."""
+        nr = self.nr_running + (0 if t.runnable else 1)
+        load = self.load + (0 if t.runnable else t.weight)
+        s = self.cfs.period(nr) * t.weight // max(load, 1)
+        if self.cfs.base_slice and s < self.cfs.min_granularity:
+            s = self.cfs.min_granularity
+        return s
+
+    def _place(self, t: Task) -> None:
+        """place_entity(initial=0) with GENTLE_FAIR_SLEEPERS; a new task gets START_DEBIT."""
+        v = self.min_vruntime
+        if not t.started:
+            v += self.sched_slice(t) * NICE_0_LOAD // t.weight
+            t.vruntime = v
+            return
+        v -= self.cfs.latency >> 1
+        if v > t.vruntime:
+            t.vruntime = v
+
+    def _should_preempt(self, woken: Task) -> bool:
+        """check_preempt_wakeup() -> wakeup_preempt_entity(curr, woken) == 1."""
+        curr = self.curr
+        if curr is None:
+            return True
+        vdiff = curr.vruntime - woken.vruntime
+        if vdiff <= 0:
+            return False
+        gran = self.cfs.wakeup_granularity * NICE_0_LOAD // woken.weight
+        return vdiff > gran
+
+    # -- running the current task -------------------------------------------
+
+    def _account(self) -> int:
+        """update_curr(): credit curr with the CPU time since run_start."""
+        curr = self.curr
+        now = self.sim.now
+        ran = now - self.run_start
+        if curr is None or ran <= 0:
+            return 0
+        self.run_start = now
+        curr.sum_exec += ran
+        curr.vruntime += ran * NICE_0_LOAD // curr.weight
+        chunk = curr.chunk
+        if chunk is not None:
+            if ran > chunk.remaining:
+                ran = chunk.remaining
+            chunk.advance(ran)
+        elif curr.burst > 0:
+            curr.burst -= min(ran, curr.burst)
+        self._update_min_vruntime()
+        return ran
+
+    def _arm_burst_end(self) -> None:
+        curr = self.curr
+        assert curr is not None
+        Simulator.cancel(self.burst_ev)
+        left = curr.chunk.remaining if curr.chunk is not None else curr.burst
+        self.burst_ev = self.sim.at(max(self.run_start, self.sim.now) + left, self._burst_end, None, PRIO_NORMAL)
+
+    def _burst_end(self, _: object) -> None:
+        self.burst_ev = None
+        self._account()
+        curr = self.curr
+        assert curr is not None
+        curr.irqs_off = curr.preempt_off = False
+        chunk = curr.chunk
+        if chunk is not None and chunk.remaining > 0:
+            # Only reachable if the chunk shrank itself; re-arm what remains.
+            self._arm_burst_end()
+            return
+        curr.chunk = None
+        curr.burst = 0
+        if self.deferred:
+            self._run_deferred()
+        self._step()
+
+    def _step(self) -> None:
+        """Resume curr's generator until it asks for CPU time, sleeps or exits."""
+        curr = self.curr
+        assert curr is not None
+        while True:
+            self.in_resume = True
+            try:
+                value = curr.send
+                curr.send = None
+                d = curr.body.send(value)
+            except StopIteration:
+                self.in_resume = False
+                self._leave(exited=True)
+                return
+            finally:
+                self.in_resume = False
+            if isinstance(d, int):
+                if d < 0:
+                    self._leave(exited=False)
+                    return
+                if d == 0:
+                    curr.send = 0
+                    if self.need_resched:
+                        self._preempt()
+                        return
+                    continue
+                curr.burst = d
+                curr.send = d
+            else:
+                curr.chunk = d
+                curr.send = None
+            break
+        if self.need_resched and not curr.preempt_off:
+            self._preempt()
+            return
+        self._arm_burst_end()
+
+    def _start_curr(self) -> None:
+        """curr just got the CPU: continue its burst or resume its generator."""
+        curr = self.curr
+        assert curr is not None
+        curr.prev_sum_exec = curr.sum_exec
+        curr.started = True
+        if curr.burst > 0 or curr.chunk is not None:
+            self._arm_burst_end()
+        else:
+            self._step()
+
+    # -- switching ------------------------------------------------------------
+
+    def _pick_next(self) -> Task | None:
+        rq = self.rq
+        if not rq:
+            return None
+        best = rq[0]
+        for t in rq:
+            if t.vruntime < best.vruntime:
+                best = t
+        rq.remove(best)
+        return best
+
+    def _switch(self, prev: Task | None) -> None:
+        """__schedule(): give the CPU to the leftmost runnable task (or idle)."""
+        self.need_resched = False
+        now = self.sim.now
+        hook = self.kernel.switch_hook
+        if hook is not None and prev is not None:
+            hook(self, prev, now - self.curr_since)
+        self.curr_since = now
+        nxt = self._pick_next()
+        self.curr = nxt
+        if self.tracer is not None:
+            self.tracer.sched_switch(self, prev, nxt)
+        if nxt is None:
+            if prev is not None:
+                self._enter_idle()
+            return
+        if prev is None:
+            self._exit_idle()
+        self.run_start = max(self.run_start, self.sim.now) + self.ctx_switch_ns
+        self._update_tick()
+        self._start_curr()
+
+    def _preempt(self) -> None:
+        """Put curr back on the run queue and reschedule."""
+        curr = self.curr
+        assert curr is not None
+        Simulator.cancel(self.burst_ev)
+        self.burst_ev = None
+        self._account()
+        if curr.chunk is not None and curr.chunk.volatile:
+            curr.chunk = None  # re-plan when it runs again
+        self.rq.append(curr)
+        self.curr = None
+        self._switch(curr)
+
+    def _leave(self, exited: bool) -> None:
+        """curr sleeps or exits: it leaves the run queue."""
+        curr = self.curr
+        assert curr is not None
+        curr.runnable = False
+        curr.exited = exited
+        self.load -= curr.weight
+        self.curr = None
+        self._switch(curr)
+
+    def _enter_idle(self) -> None:
+        self.dynticks += 1
+        self.idle_since = self.sim.now
+        Simulator.cancel(self.tick_ev)
+        self.tick_ev = None
+
+    def _exit_idle(self) -> None:
+        self.dynticks += 1
+        self.idle_time += self.sim.now - self.idle_since
+
+    # -- entry points used by the rest of the model -------------------------
+
+    def enqueue(self, t: Task) -> None:
+        """ttwu_do_activate() + check_preempt_curr() on this CPU."""
+        t.cpu = self
+        self._place(t)
+        t.runnable = True
+        self.load += t.weight
+        if self.tracer is not None:
+            self.tracer.sched_wakeup(self, t)
+        curr = self.curr
+        if curr is None:
+            self.rq.append(t)
+            if not self.in_resume and self.resume_ev is None:
+                # Idle CPU: schedule from a fresh event so the waker finishes first.
+                self.resume_ev = self.sim.at(self.sim.now, self._idle_wake, None, PRIO_LATE)
+            return
+        self._account()
+        self.rq.append(t)
+        self._update_tick()
+        if self._should_preempt(t):
+            if self.in_resume or curr.preempt_off:
+                self.need_resched = True
+            else:
+                self._preempt()
+
+    def _idle_wake(self, _: object) -> None:
+        self.resume_ev = None
+        if self.curr is None and self.rq:
+            self._switch(None)
+
+    def remove(self, t: Task) -> None:
+        """Take a killed task off this CPU (it will never run again)."""
+        if t is self.curr:
+            Simulator.cancel(self.burst_ev)
+            self.burst_ev = None
+            self._account()
+            self.load -= t.weight
+            t.runnable = False
+            self.curr = None
+            self._switch(t)
+        elif t in self.rq:
+            self.rq.remove(t)
+            self.load -= t.weight
+            t.runnable = False
+            self._update_tick()
+
+    def sync(self) -> None:
+        """Bring curr's divisible burst up to now (another CPU is about to look).
+
+        Called before another CPU reads or changes state that curr's running
+        chunk is changing (e.g. the shrinker draining this CPU's kvfree_rcu
+        page cache).  The chunk's progress so far is committed; a volatile
+        chunk is dropped and curr re-plans at once, after the caller is done.
+        """
+        curr = self.curr
+        if curr is None or curr.chunk is None or self.in_resume:
+            return
+        self._account()
+        if not curr.chunk.volatile:
+            return
+        Simulator.cancel(self.burst_ev)
+        self.burst_ev = None
+        curr.chunk = None
+        Simulator.cancel(self.resume_ev)
+        self.resume_ev = self.sim.at(self.sim.now, self._resume_after_sync, None, PRIO_LATE)
+
+    def _resume_after_sync(self, _: object) -> None:
+        self.resume_ev = None
+        if self.curr is None:
+            if self.rq:
+                self._idle_wake(None)
+            return
+        if self.burst_ev is None and not self.in_resume:
+            self._step()
+
+    def hardirq(self, fn: Callable[[Any], None], arg: Any, cost: int | None = None) -> None:
+        """Run ``fn(arg)`` as a hard interrupt on this CPU now."""
+        self._interrupt(fn, arg, self.irq_ns if cost is None else cost, "hardirq")
+
+    def softirq(self, fn: Callable[[Any], None], arg: Any, cost: int | None = None) -> None:
+        """Run ``fn(arg)`` as a softirq on this CPU now (after its hardirq)."""
+        self._interrupt(fn, arg, self.softirq_ns if cost is None else cost, "softirq")
+
+    def _interrupt(self, fn: Callable[[Any], None], arg: Any, cost: int, ctx: str) -> None:
+        curr = self.curr
+        if curr is not None and curr.irqs_off:
+            self.deferred.append((fn, arg, cost))
+            return
+        self.charge(cost)
+        prev_ctx = self.context
+        self.context = ctx
+        was = self.in_resume
+        self.in_resume = True  # wakeups inside the handler only set need_resched
+        try:
+            fn(arg)
+        finally:
+            self.in_resume = was
+            self.context = prev_ctx
+        if self.need_resched and not was and self.curr is not None and not self.curr.preempt_off:
+            self._preempt()
+        elif self.curr is None and self.rq and not was and self.resume_ev is None:
+            self.resume_ev = self.sim.at(self.sim.now, self._idle_wake, None, PRIO_LATE)
+
+    def _run_deferred(self) -> None:
+        pending, self.deferred = self.deferred, []
+        for fn, arg, cost in pending:
+            self._interrupt(fn, arg, cost, "hardirq")
+
+    def charge(self, ns: int) -> None:
+        """Take ``ns`` of CPU time from whatever this CPU runs (interrupt work)."""
+        if ns <= 0:
+            return
+        curr = self.curr
+        if curr is None or self.in_resume:
+            self.run_start = max(self.run_start, self.sim.now) + ns
+            return
+        self._account()
+        self.run_start = max(self.run_start, self.sim.now) + ns
+        if self.burst_ev is not None:
+            self._arm_burst_end()
+
+    # -- ticks ------------------------------------------------------------------
+
+    def _update_tick(self) -> None:
+        """Keep a tick event only while CFS has a slice to end (>= 2 runnable)."""
+        if self.nr_running >= 2:
+            if self.tick_ev is None:
+                clock = self.kernel.clock
+                self.tick_ev = self.sim.at(clock.next_tick(self.sim.now), self._tick, None, PRIO_SOFTIRQ)
+        elif self.tick_ev is not None:
+            Simulator.cancel(self.tick_ev)
+            self.tick_ev = None
+
+    def _tick(self, _: object) -> None:
+        """scheduler_tick() -> task_tick_fair() -> check_preempt_tick()."""
+        self.tick_ev = None
+        curr = self.curr
+        if curr is None or self.nr_running < 2:
+            return
+        self._account()
+        clock = self.kernel.clock
+        self.tick_ev = self.sim.at(clock.next_tick(self.sim.now), self._tick, None, PRIO_SOFTIRQ)
+        if self.in_resume or curr.preempt_off:
+            return
+        ideal = self.sched_slice(curr)
+        delta_exec = curr.sum_exec - curr.prev_sum_exec
+        if delta_exec > ideal:
+            self._preempt()
+            return
+        if delta_exec < self.cfs.min_granularity or not self.rq:
+            return
+        left = min(t.vruntime for t in self.rq)
+        if curr.vruntime - left > ideal:
+            self._preempt()
+
+
+def wake_task(t: Task, value: Any = None) -> bool:
+    """try_to_wake_up(): make a sleeping task runnable on its (chosen) CPU."""
+    if t.runnable or t.exited:
+        return False
+    t.send = value
+    cpu = t.pinned or t.kernel.select_cpu(t)
+    cpu.enqueue(t)
+    return True

@@ -1,0 +1,157 @@
+"""One simulated kernel: the services kvfree_rcu() lives on, wired together.
+
+:class:`Kernel` owns the event loop, the clock, the CPUs and their run queues,
+RCU, the workqueues and the memory manager.  It knows nothing of kvfree_rcu or
+of rcuscale: those are built on top of it by :mod:`kvfree_sim.machine`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Generator
+
+from ..core.costs import MachineProfile
+from ..core.rng import Rng
+from ..core.sim import Simulator
+from .mm.page_alloc import PageAllocator
+from .mm.vmscan import Vmscan
+from .mm.oom import OomKiller
+from .rcu import Rcu
+from .sched import SLEEP, CfsParams, Cpu, Task
+from .time import Clock
+from .workqueue import RcuWork, Workqueue, WorkerPool
+
+if TYPE_CHECKING:
+    from ..trace.ftrace import Tracer
+
+
+class Kernel:
+    """The kernel services of one machine."""
+
+    def __init__(
+        self,
+        ncpus: int,
+        memory_bytes: int,
+        hz: int,
+        profile: MachineProfile,
+        seed: int,
+        mm_version: str,
+        tracer: "Tracer | None" = None,
+        jiffies_till_first_fqs: int | None = None,
+        jiffies_till_next_fqs: int | None = None,
+    ) -> None:
+        self.sim = Simulator()
+        self.rng = Rng(seed)
+        self.clock = Clock(self.sim, hz)
+        self.profile = profile
+        self.tracer = tracer
+        self.costs_hrtimer_min_delta = profile.ns("hrtimer_min_delta_ns")
+        self.cfs = CfsParams(ncpus, base_slice=mm_version >= "5.13")
+        self._pid = 0
+        self.tasks: list[Task] = []
+        self.console: list[tuple[int, str]] = []  # printk() lines: (ns, text)
+        self.cpus = [Cpu(self, i) for i in range(ncpus)]
+        # pid 1: the guest's init, asleep for the whole run (kvm.sh's initrd)
+        self.init_task = Task(self, "init", _sleep_forever, kthread=False, boot=True)
+        self._pools: dict[tuple[int, bool], WorkerPool] = {}
+        self.system_wq = Workqueue(self, "events")
+        self.system_highpri_wq = Workqueue(self, "events_highpri", highpri=True)
+        self.system_unbound_wq = Workqueue(self, "events_unbound", unbound=True)
+        self.rcu = Rcu(self, jiffies_till_first_fqs, jiffies_till_next_fqs)
+        self.mm = PageAllocator(self, memory_bytes, mm_version)
+        self.vmscan = Vmscan(self, mm_version)
+        self.oom = OomKiller(self)
+        self.panicked: str | None = None
+        #: called as hook(cpu, prev, ns_prev_ran) at every context switch
+        self.switch_hook: Callable[[Cpu, Task, int], None] | None = None
+
+    def start(self) -> None:
+        """Start the kernel threads (rcu_preempt, kswapd)."""
+        self.rcu.start()
+        self.vmscan.start()
+
+    # -- tasks -------------------------------------------------------------------
+
+    def new_pid(self) -> int:
+        self._pid += 1
+        return self._pid
+
+    def register_task(self, t: Task) -> None:
+        self.tasks.append(t)
+
+    def select_cpu(self, t: Task) -> Cpu:
+        """select_task_rq_fair() for an unpinned task: its previous CPU if idle,
+        else the first idle CPU, else the previous CPU (select_idle_sibling())."""
+        prev = t.cpu or self.cpus[0]
+        if prev.is_idle:
+            return prev
+        n = len(self.cpus)
+        for i in range(1, n):
+            c = self.cpus[(prev.id + i) % n]
+            if c.is_idle:
+                return c
+        return prev
+
+    # -- workqueues -----------------------------------------------------------------
+
+    def worker_pool(self, cpu: Cpu | None, highpri: bool) -> WorkerPool:
+        """The per-CPU (or the unbound) worker pool of the given priority."""
+        key = (-1 if cpu is None else cpu.id, highpri)
+        pool = self._pools.get(key)
+        if pool is None:
+            label = "u" if cpu is None else str(cpu.id)
+            pool = WorkerPool(self, cpu, -20 if highpri else 0, label)
+            self._pools[key] = pool
+        return pool
+
+    def queue_rcu_work(self, cpu: Cpu, wq: Workqueue, rwork: RcuWork) -> bool:
+        """queue_rcu_work(): set PENDING, call_rcu(); after the GP the callback
+        (rcu_work_rcufn()) queues the work on the CPU that runs it."""
+        if rwork.pending:
+            return False
+        rwork.pending = True
+        rwork.wq = wq
+        self.rcu.call_rcu(cpu, self._rcu_work_rcufn, (rwork, cpu))
+        return True
+
+    @staticmethod
+    def _rcu_work_rcufn(arg: Any) -> None:
+        rwork, cpu = arg
+        rwork.wq._queue(cpu, rwork)
+
+    # -- memory -----------------------------------------------------------------------
+
+    def register_shrinker(self, name: str, count: Callable[..., int], scan: Callable[..., int]) -> None:
+        self.vmscan.register_shrinker(name, count, scan)
+
+    # -- the end ------------------------------------------------------------------------
+
+    def printk(self, text: str) -> None:
+        self.console.append((self.sim.now, text))
+        if self.tracer is not None:
+            self.tracer.console(self.sim.now, text)
+
+    def panic(self, message: str) -> None:
+        """panic(): the machine stops here."""
+        self.panicked = message
+        self.printk(f"Kernel panic - not syncing: {message}")
+        self.sim.stop()
+
+    def kill_task(self, t: Task) -> None:
+        """The OOM victim exits: off its run queue, its pages back to the allocator."""
+        if t.cpu is not None:
+            t.cpu.remove(t)
+        t.exited = True
+        t.runnable = False
+        if t.rss_pages:
+            self.mm.free_pages(t.rss_pages, 0, f"task:{t.pid}")
+            t.rss_pages = 0
+
+    def sync_all(self) -> None:
+        """Bring every CPU's divisible burst up to now (before a global decision)."""
+        for cpu in self.cpus:
+            if cpu.curr is not None and cpu.curr.chunk is not None:
+                cpu.sync()
+
+
+def _sleep_forever(me: Task) -> Generator[Any, Any, None]:
+    yield SLEEP

@@ -1,0 +1,182 @@
+"""Jiffies, hrtimers and the timer wheel (kernel/time/{jiffies,hrtimer,timer}.c).
+
+Time is integer nanoseconds from the start of the run.  ``jiffies`` advance at
+each tick, every ``TICK_NSEC = (NSEC_PER_SEC + HZ/2) / HZ`` ns
+(include/linux/jiffies.h); ticks are aligned on every CPU (``sched_skew_tick``
+defaults to 0, kernel/time/tick-sched.c), so a tick is a global instant.
+
+* :class:`HrTimer` fires at an exact time, in hard-interrupt context on the
+  CPU that armed it (kernel/time/hrtimer.c).  A timer armed in the past (the
+  0-ns kick of ``run_page_cache_worker()``) fires after the clock-event
+  device's minimum delta, the profile's ``hrtimer_min_delta_ns``.
+* :class:`TimerList` is a ``struct timer_list`` on the timer wheel; it fires in
+  the TIMER softirq at the tick of the jiffy the wheel puts it in, which for
+  long delays is later than asked: ``calc_wheel_index()`` rounds the expiry up
+  past ``expires`` to the granularity of the wheel level the delay falls in
+  (kernel/time/timer.c, v5.11 and v6.1 alike): a 3-jiffy timeout fires 4 ticks
+  later, a ``HZ`` delay up to 64 jiffies late, a 5 s delay up to 512.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from ..core.sim import PRIO_HARDIRQ, PRIO_SOFTIRQ, Event, Simulator
+
+if TYPE_CHECKING:
+    from .sched import Cpu
+
+NSEC_PER_SEC = 1_000_000_000
+NSEC_PER_MSEC = 1_000_000
+
+# kernel/time/timer.c
+LVL_CLK_SHIFT = 3
+LVL_CLK_DIV = 1 << LVL_CLK_SHIFT
+LVL_BITS = 6
+LVL_SIZE = 1 << LVL_BITS
+
+
+def lvl_depth(hz: int) -> int:
+    """LVL_DEPTH: 9 levels for HZ > 100, 8 otherwise (kernel/time/timer.c)."""
+    return 9 if hz > 100 else 8
+
+
+def lvl_shift(n: int) -> int:
+    return n * LVL_CLK_SHIFT
+
+
+def lvl_gran(n: int) -> int:
+    return 1 << lvl_shift(n)
+
+
+def lvl_start(n: int) -> int:
+    """First delta that lands in level ``n``: ``(LVL_SIZE - 1) << ((n-1) * LVL_CLK_SHIFT)``."""
+    return (LVL_SIZE - 1) << ((n - 1) * LVL_CLK_SHIFT)
+
+
+def wheel_expiry(expires: int, base_clk: int, hz: int) -> int:
+    """The jiffy at which a timer for ``expires`` really fires.
+
+    ``calc_wheel_index()``/``calc_index()`` (v5.11-v6.1) pick the level from
+    ``expires - base->clk`` and round the expiry up past it with that level's
+    granularity, so that a timer never fires early: the bucket expires at
+    ``((expires + LVL_GRAN(lvl)) >> LVL_SHIFT(lvl)) << LVL_SHIFT(lvl)``.  Even
+    level 0 fires one jiffy after ``expires``.  Deltas beyond the wheel are
+    capped at the end of the last level (``WHEEL_TIMEOUT_CUTOFF``).
+    """
+    delta = expires - base_clk
+    if delta < 0:
+        expires = base_clk
+        delta = 0
+    depth = lvl_depth(hz)
+    lvl = 0
+    while lvl < depth - 1 and delta >= lvl_start(lvl + 1):
+        lvl += 1
+    if lvl == depth - 1 and delta >= lvl_start(depth):
+        expires = base_clk + (lvl_start(depth) - 1)
+    shift = lvl_shift(lvl)
+    return ((expires + lvl_gran(lvl)) >> shift) << shift
+
+
+class Clock:
+    """HZ, the tick length and jiffies of one simulated machine."""
+
+    __slots__ = ("sim", "hz", "tick_ns")
+
+    def __init__(self, sim: Simulator, hz: int) -> None:
+        self.sim = sim
+        self.hz = hz
+        self.tick_ns = (NSEC_PER_SEC + hz // 2) // hz  # TICK_NSEC
+
+    @property
+    def jiffies(self) -> int:
+        return self.sim.now // self.tick_ns
+
+    def jiffy_time(self, j: int) -> int:
+        """The instant of the tick that makes ``jiffies == j``."""
+        return j * self.tick_ns
+
+    def next_tick(self, t: int) -> int:
+        """The first tick strictly after ``t``."""
+        return (t // self.tick_ns + 1) * self.tick_ns
+
+    def msecs_to_jiffies(self, ms: int) -> int:
+        """include/linux/jiffies.h: rounds up."""
+        return (ms * self.hz + 999) // 1000
+
+
+class HrTimer:
+    """``struct hrtimer`` (CLOCK_MONOTONIC, HRTIMER_MODE_REL, hard context)."""
+
+    __slots__ = ("cpu", "function", "_ev", "name")
+
+    def __init__(self, cpu: "Cpu", function: Callable[["HrTimer"], None], name: str = "hrtimer") -> None:
+        self.cpu = cpu
+        self.function = function
+        self._ev: Event | None = None
+        self.name = name
+
+    def active(self) -> bool:
+        return Simulator.pending(self._ev)
+
+    def start(self, delay_ns: int) -> None:
+        """hrtimer_start(): (re)arm to fire ``delay_ns`` from now, at least min-delta later."""
+        cpu = self.cpu
+        Simulator.cancel(self._ev)
+        delay = max(delay_ns, cpu.kernel.costs_hrtimer_min_delta)
+        if cpu.tracer is not None:
+            cpu.tracer.hrtimer_start(cpu, self, cpu.sim.now + delay)
+        self._ev = cpu.sim.after(delay, self._expire, None, PRIO_HARDIRQ)
+
+    def cancel(self) -> bool:
+        """hrtimer_cancel(): True if the timer was queued."""
+        was = self.active()
+        Simulator.cancel(self._ev)
+        self._ev = None
+        return was
+
+    def _expire(self, _: object) -> None:
+        self._ev = None
+        cpu = self.cpu
+        if cpu.tracer is not None:
+            cpu.tracer.hrtimer_expire(cpu, self)
+        cpu.hardirq(self.function, self)
+
+
+class TimerList:
+    """``struct timer_list`` on one CPU's timer wheel; runs in TIMER softirq."""
+
+    __slots__ = ("cpu", "function", "arg", "_ev", "expires")
+
+    def __init__(self, cpu: "Cpu", function: Callable[[object], None], arg: object = None) -> None:
+        self.cpu = cpu
+        self.function = function
+        self.arg = arg
+        self._ev: Event | None = None
+        self.expires = 0
+
+    def pending(self) -> bool:
+        """timer_pending()."""
+        return Simulator.pending(self._ev)
+
+    def add(self, expires: int, cpu: "Cpu | None" = None) -> None:
+        """add_timer_on()/mod_timer(): fire at jiffy ``expires`` (wheel-rounded)."""
+        if cpu is not None:
+            self.cpu = cpu
+        clock = self.cpu.kernel.clock
+        Simulator.cancel(self._ev)
+        now_j = clock.jiffies
+        fire = wheel_expiry(expires, now_j, clock.hz)
+        self.expires = expires
+        self._ev = clock.sim.at(clock.jiffy_time(fire), self._fire, None, PRIO_SOFTIRQ)
+
+    def delete(self) -> bool:
+        """del_timer(): True if it was pending."""
+        was = self.pending()
+        Simulator.cancel(self._ev)
+        self._ev = None
+        return was
+
+    def _fire(self, _: object) -> None:
+        self._ev = None
+        self.cpu.softirq(self.function, self.arg)

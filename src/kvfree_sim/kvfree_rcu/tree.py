@@ -1,0 +1,660 @@
+"""kvfree_rcu() as in Linux v5.11 kernel/rcu/tree.c: the base every variant patches.
+
+One :class:`KfreeRcuCpu` per CPU mirrors ``struct kfree_rcu_cpu``; the
+:class:`KvfreeRcu` methods mirror the kernel functions of the same names and
+read in the same order, so each can be checked against the kernel's code
+(``../shared/docs/kernel-reference.md`` sections 3-6 and 8).  Variants
+(:mod:`kvfree_sim.kvfree_rcu.variants`) subclass :class:`KvfreeRcu` and
+override exactly the functions their patch touches.
+
+Objects are counted, not represented one by one:
+
+* a bulk page (``struct kvfree_rcu_bulk_data``) is a :class:`BulkPage` holding
+  ``nr_records`` objects;
+* the rcu_head list (channel 3) is a list of :class:`ObjRun`, each a run of
+  objects linked one after the other.
+
+Every page and run carries ``snap``, the ``rcu_seq_snap()`` of the moment its
+last object was queued: the grace-period sequence number that must be reached
+before any of its objects may be freed (:mod:`kvfree_sim.checks`).
+
+Runs of calls that take the same path are applied as segments
+(:meth:`KvfreeRcu.segment`): ``n`` calls that all store into the current bulk
+page, or all go to the rcu_head list while a refill is already in flight,
+change only counters, so they are applied in O(1) as the calling thread gets
+CPU time.  A call at a decision point (a page boundary, an empty cache, an
+allocation) goes through :meth:`KvfreeRcu.kvfree_call_rcu` as in the kernel.
+Another CPU touching a ``kfree_rcu_cpu`` takes its lock, which here first
+brings the owner CPU's running segment up to date (:meth:`KfreeRcuCpu.lock`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Generator
+
+from ..kernel.mm.gfp import GFP_KERNEL, GFP_NOWARN
+from ..kernel.mm.vmscan import SHRINK_STOP
+from ..kernel.rcu import rcu_seq_snap
+from ..kernel.sched import Cpu, Segments, Task
+from ..kernel.time import HrTimer
+from ..kernel.workqueue import DelayedWork, RcuWork, WorkStruct
+
+if TYPE_CHECKING:
+    from ..checks import Invariants
+    from ..kernel.mm.slab import SlabCpu
+    from ..kernel.mm.vmscan import ShrinkControl
+    from ..kernel.system import Kernel
+
+PAGE_SIZE = 4096
+KVFREE_BULK_HEADER = 16  # sizeof(struct kvfree_rcu_bulk_data): nr_records + next (v5.x - v6.2)
+KVFREE_BULK_MAX_ENTR = (PAGE_SIZE - KVFREE_BULK_HEADER) // 8  # 510
+KFREE_N_BATCHES = 2
+FREE_N_CHANNELS = 2
+OWNER = "kvfree_rcu"
+
+
+class BulkPage:
+    """``struct kvfree_rcu_bulk_data``: one page of object pointers."""
+
+    __slots__ = ("nr_records", "next", "snap", "pending_gp_bug", "freed", "origin", "fresh")
+
+    def __init__(self) -> None:
+        self.nr_records = 0
+        self.next: BulkPage | None = None
+        self.snap = 0
+        self.pending_gp_bug = False  # attached to a krwp whose rcu_work was already queued
+        self.freed = 0  # records freed so far (exactly-once check)
+        self.origin: SlabCpu | None = None  # the slab its records came from
+        self.fresh = False  # put in the cache by the refill worker, not used yet
+
+
+class ObjRun:
+    """A run of objects queued one after another on the rcu_head list (channel 3)."""
+
+    __slots__ = ("n", "snap", "pending_gp_bug", "freed", "origin")
+
+    def __init__(self, n: int, snap: int, origin: "SlabCpu") -> None:
+        self.n = n
+        self.snap = snap
+        self.pending_gp_bug = False
+        self.freed = 0
+        self.origin = origin
+
+
+class KfreeRcuCpuWork:
+    """``struct kfree_rcu_cpu_work``: one batch in flight (``krw_arr[i]``)."""
+
+    __slots__ = ("rcu_work", "head_free", "bkvhead_free", "krcp")
+
+    def __init__(self, krcp: "KfreeRcuCpu", func: Callable[..., Generator[Any, Any, None]], i: int) -> None:
+        self.rcu_work = RcuWork(func, "kfree_rcu_work", self)
+        self.head_free: list[ObjRun] | None = None
+        self.bkvhead_free: list[BulkPage | None] = [None] * FREE_N_CHANNELS
+        self.krcp = krcp
+
+
+class KfreeRcuCpu:
+    """``struct kfree_rcu_cpu`` of one CPU."""
+
+    def __init__(self, kv: "KvfreeRcu", cpu: Cpu) -> None:
+        self.cpu = cpu
+        self.head: list[ObjRun] | None = None
+        self.bkvhead: list[BulkPage | None] = [None] * FREE_N_CHANNELS
+        self.krw_arr = [KfreeRcuCpuWork(self, kv.kfree_rcu_work, i) for i in range(KFREE_N_BATCHES)]
+        self.monitor_work = DelayedWork(kv.kfree_rcu_monitor_work, "kfree_rcu_monitor", self)
+        self.monitor_todo = False
+        self.initialized = False
+        self.count = 0
+        self.page_cache_work: WorkStruct = kv.make_page_cache_work(self)
+        self.backoff_page_cache_fill = False
+        self.work_in_progress = False
+        self.hrtimer = HrTimer(cpu, kv.schedule_page_work_fn, "schedule_page_work_fn")
+        self.bkvcache: list[BulkPage] = []
+        self.nr_bkv_objs = 0
+
+    def lock(self, ctx: Cpu) -> None:
+        """raw_spin_lock_irqsave(&krcp->lock) from CPU ``ctx``.
+
+        From another CPU this first brings the owner's running segment of
+        calls up to now: taking the lock serializes with it.
+        """
+        if ctx is not self.cpu:
+            self.cpu.sync()
+
+    def bulk_room(self) -> int:
+        """Free slots in the channel-0 page being filled (0: none, or full)."""
+        b = self.bkvhead[0]
+        return 0 if b is None else KVFREE_BULK_MAX_ENTR - b.nr_records
+
+
+# Counters the instrumented 6.1 kernel of ../shared/calibration also counts.
+CALIBRATION_COUNTERS = (
+    "shrink_count", "shrink_scan", "drained_pages", "fill_runs", "fill_pages", "fill_fail",
+    "worker_hrtimer", "worker_delayed", "cache_hit", "direct_alloc", "direct_alloc_fail",
+    "head_fallback", "inline_kvfree",
+)
+OTHER_COUNTERS = (
+    "calls", "calls_bulk", "calls_list", "scan_freed", "pages_alloc", "pages_free", "recycled_pages",
+    "refill_drained_unused", "monitor_runs", "batches_queued", "kfree_rcu_work_runs", "objects_freed",
+    "pending_gp_attach", "cancelled_refills",
+)
+
+
+class KvfreeRcu:
+    """kvfree_rcu() machinery of Linux v5.11."""
+
+    #: name, one-line description and source, for ``kvfree-sim variants``
+    name = "v5.11"
+    description = "before the patch: the shrinker does not touch the page cache; fill GFP_KERNEL|__GFP_NOWARN"
+    source = "Linux v5.11 kernel/rcu/tree.c (56292e8609e3 'Defer kvfree_rcu() allocation to a clean context')"
+    #: rcuscale's kfree_scale_thread() of the same release
+    rcuscale_version = "5.11"
+    #: rcutree.* parameters of the same release
+    rcutree_version = "5.11"
+    #: mm/ behaviour of the same release (page_alloc.c, vmscan.c)
+    mm_version = "5.11"
+    #: fill_page_cache_func() allocation flags
+    fill_gfp = GFP_KERNEL | GFP_NOWARN
+    #: True if kfree_rcu_monitor() may attach to a krwp whose rcu_work is
+    #: pending (fixed by 5da7cb193db3, in 6.1.35)
+    attaches_to_pending = True
+
+    def __init__(self, kernel: "Kernel", rcutree: dict[str, Any], checks: "Invariants") -> None:
+        self.kernel = kernel
+        self.sim = kernel.sim
+        self.rcu = kernel.rcu
+        self.mm = kernel.mm
+        self.checks = checks
+        self.c = dict.fromkeys(CALIBRATION_COUNTERS + OTHER_COUNTERS, 0)
+        self.rcu_min_cached_objs: int = rcutree["rcu_min_cached_objs"]
+        self.configure(rcutree)
+        p = kernel.profile
+        self.call_ps = p.ps("kvfree_call_rcu_ns")
+        self.call_list_ps = p.ps("kvfree_call_rcu_list_ns")
+        self.lock_ns = p.ns("krc_lock_ns")
+        self.monitor_ns = p.ns("monitor_ns")
+        self.page_alloc_ns = p.ns("page_alloc_ns")
+        self.page_free_ns = p.ns("page_free_ns")
+        self.per_cpu_ns = p.ns("shrinker_per_cpu_ns")
+        self.kfree_bulk_ps = p.ps("kfree_bulk_ns")
+        self.kfree_ps = p.ps("kfree_ns")
+        self.work_page_ps = p.ps("kfree_rcu_work_page_ns")
+        self.system_wq = kernel.system_wq
+        self.system_highpri_wq = kernel.system_highpri_wq
+        self.inflight_pages = 0  # pages a running kfree_rcu_work() holds
+        self.inflight_objects = 0  # objects a running kfree_rcu_work() holds
+        self.krc = [KfreeRcuCpu(self, cpu) for cpu in kernel.cpus]
+        self.kfree_rcu_batch_init()
+
+    def configure(self, rcutree: dict[str, Any]) -> None:
+        """Boot parameters a later version adds."""
+
+    @property
+    def kfree_drain_jiffies(self) -> int:
+        """KFREE_DRAIN_JIFFIES: HZ / 50."""
+        return self.kernel.clock.hz // 50
+
+    # -- page cache: get_cached_bnode() / put_cached_bnode() -------------------
+
+    def get_cached_bnode(self, krcp: KfreeRcuCpu) -> BulkPage | None:
+        if not krcp.nr_bkv_objs:
+            return None
+        krcp.nr_bkv_objs -= 1
+        self.c["cache_hit"] += 1
+        return krcp.bkvcache.pop()
+
+    def put_cached_bnode(self, krcp: KfreeRcuCpu, bnode: BulkPage) -> bool:
+        # Check the limit.
+        if krcp.nr_bkv_objs >= self.rcu_min_cached_objs:
+            return False
+        krcp.bkvcache.append(bnode)
+        krcp.nr_bkv_objs += 1
+        return True
+
+    def free_page(self, bnode: BulkPage) -> None:
+        """free_page((unsigned long) bnode)."""
+        self.c["pages_free"] += 1
+        self.mm.free_pages(1, 0, OWNER)
+        if self.kernel.tracer is not None:
+            self.kernel.tracer.mm_page_free(bnode)
+
+    def get_free_page(self, task: Task, gfp: int) -> Generator[Any, Any, BulkPage | None]:
+        """__get_free_page(gfp) as a bulk block."""
+        ok = yield from self.mm.alloc_pages(task, gfp, 0, OWNER)
+        yield self.page_alloc_ns
+        if not ok:
+            return None
+        self.c["pages_alloc"] += 1
+        b = BulkPage()
+        if self.kernel.tracer is not None:
+            self.kernel.tracer.mm_page_alloc(task, b, gfp)
+        return b
+
+    # -- drain side: kfree_rcu_work() ---------------------------------------------
+
+    def kfree_rcu_work(self, work: WorkStruct, worker: Task) -> Generator[Any, Any, None]:
+        """kfree_rcu_work(): after a GP, free what a batch detached."""
+        krwp: KfreeRcuCpuWork = work.data
+        krcp = krwp.krcp
+        cpu = worker.cpu
+        assert cpu is not None
+        self.c["kfree_rcu_work_runs"] += 1
+        krcp.lock(cpu)
+        # Channels 1 and 2.
+        bkvhead = list(krwp.bkvhead_free)
+        krwp.bkvhead_free = [None] * FREE_N_CHANNELS
+        # Channel 3.
+        head = krwp.head_free
+        krwp.head_free = None
+        runs: list[tuple[int, int, Callable[[int], None]]] = []
+        for i in range(FREE_N_CHANNELS):
+            b = bkvhead[i]
+            while b is not None:
+                self.inflight_pages += 1
+                self.inflight_objects += b.nr_records
+                cost = self.work_page_ps + b.nr_records * (self.kfree_bulk_ps if i == 0 else self.kfree_ps)
+                runs.append((1, cost, self._page_freer(krcp, cpu, b)))
+                b = b.next
+        for run in head or ():
+            self.inflight_objects += run.n
+            runs.append((run.n, self.kfree_ps, self._list_freer(run)))
+        yield self.lock_ns
+        if runs:
+            seg = Segments(runs)
+            while not seg.finished:
+                yield seg
+
+    def _page_freer(self, krcp: KfreeRcuCpu, cpu: Cpu, b: BulkPage) -> Callable[[int], None]:
+        def commit(_: int) -> None:
+            # kfree_bulk(nr_records, records)
+            if self.kernel.tracer is not None:
+                self.kernel.tracer.rcu_invoke_kfree_bulk_callback(cpu, b.nr_records)
+            self.checks.free_objects(b, b.nr_records, "bulk page")
+            if b.origin is not None:
+                b.origin.free(b.nr_records)
+            self.c["objects_freed"] += b.nr_records
+            self.inflight_objects -= b.nr_records
+            self.inflight_pages -= 1
+            b.next = None
+            krcp.lock(cpu)
+            if self.put_cached_bnode(krcp, b):
+                self.c["recycled_pages"] += 1
+            else:
+                self.free_page(b)
+        return commit
+
+    def _list_freer(self, run: ObjRun) -> Callable[[int], None]:
+        def commit(k: int) -> None:
+            # kvfree(ptr) for k more objects of this run
+            self.checks.free_objects(run, k, "run of rcu_head-list objects")
+            run.origin.free(k)
+            self.c["objects_freed"] += k
+            self.inflight_objects -= k
+        return commit
+
+    # -- monitor: queue_kfree_rcu_work(), kfree_rcu_drain_unlock(), kfree_rcu_monitor()
+
+    def queue_kfree_rcu_work(self, krcp: KfreeRcuCpu, ctx: Cpu) -> bool:
+        """Detach bkvhead/head into free krw_arr[] channels; False: retry later."""
+        repeat = False
+        for krwp in krcp.krw_arr:
+            # Try to detach bkvhead or head and attach it over any
+            # available corresponding free channel.
+            if ((krcp.bkvhead[0] and not krwp.bkvhead_free[0])
+                    or (krcp.bkvhead[1] and not krwp.bkvhead_free[1])
+                    or (krcp.head and not krwp.head_free)):
+                self.attach_channels(krcp, krwp)
+                krcp.count = 0
+                self.queue_batch(krwp, ctx)
+            # Repeat if any "free" corresponding channel is still busy.
+            if krcp.bkvhead[0] or krcp.bkvhead[1] or krcp.head:
+                repeat = True
+        return not repeat
+
+    def attach_channels(self, krcp: KfreeRcuCpu, krwp: KfreeRcuCpuWork) -> None:
+        """Move each of krcp's channels into krwp's, where krwp's is free."""
+        riding = krwp.rcu_work.pending and self.attaches_to_pending
+        for j in range(FREE_N_CHANNELS):
+            if not krwp.bkvhead_free[j]:
+                b = krcp.bkvhead[j]
+                krwp.bkvhead_free[j] = b
+                krcp.bkvhead[j] = None
+                if riding and b is not None:
+                    self._ride(b)
+        if not krwp.head_free:
+            krwp.head_free = krcp.head
+            if riding and krcp.head:
+                self._ride(None, krcp.head)
+            krcp.head = None
+
+    def _ride(self, b: BulkPage | None, runs: list[ObjRun] | None = None) -> None:
+        """Objects attached to a batch whose rcu_work is already queued ride on
+        its (older) grace period: the kernel's use-after-free, fixed by 5da7cb193db3."""
+        self.c["pending_gp_attach"] += 1
+        while b is not None:
+            b.pending_gp_bug = True
+            b = b.next
+        for r in runs or ():
+            r.pending_gp_bug = True
+
+    def queue_batch(self, krwp: KfreeRcuCpuWork, ctx: Cpu) -> None:
+        """queue_rcu_work(system_wq, &krwp->rcu_work)."""
+        self.c["batches_queued"] += 1
+        self.kernel.queue_rcu_work(ctx, self.system_wq, krwp.rcu_work)
+
+    def kfree_rcu_drain_unlock(self, krcp: KfreeRcuCpu, ctx: Cpu) -> None:
+        # Attempt to start a new batch.
+        krcp.monitor_todo = False
+        if self.queue_kfree_rcu_work(krcp, ctx):
+            return
+        # Previous RCU batch still in progress, try again later.
+        krcp.monitor_todo = True
+        self.system_wq.queue_delayed_work_on(ctx, krcp.monitor_work, self.kfree_drain_jiffies)
+
+    def kfree_rcu_monitor(self, krcp: KfreeRcuCpu, ctx: Cpu) -> None:
+        """kfree_rcu_monitor(): runs on CPU ``ctx`` with krcp->lock taken."""
+        self.c["monitor_runs"] += 1
+        krcp.lock(ctx)
+        if krcp.monitor_todo:
+            self.kfree_rcu_drain_unlock(krcp, ctx)
+
+    def kfree_rcu_monitor_work(self, work: WorkStruct, worker: Task) -> Generator[Any, Any, None]:
+        """The monitor_work item: kfree_rcu_monitor() in a kworker."""
+        assert worker.cpu is not None
+        yield self.monitor_ns
+        self.kfree_rcu_monitor(work.data, worker.cpu)
+
+    def schedule_monitor(self, krcp: KfreeRcuCpu, ctx: Cpu) -> None:
+        """kvfree_call_rcu(): "Set timer to drain after KFREE_DRAIN_JIFFIES"."""
+        if not krcp.monitor_todo:
+            krcp.monitor_todo = True
+            self.system_wq.queue_delayed_work_on(ctx, krcp.monitor_work, self.kfree_drain_jiffies)
+
+    # -- page cache refill: hrtimer -> system_highpri_wq ---------------------------
+
+    def make_page_cache_work(self, krcp: KfreeRcuCpu) -> WorkStruct:
+        """INIT_WORK(&krcp->page_cache_work, fill_page_cache_func)."""
+        return WorkStruct(self.fill_page_cache_func, "fill_page_cache_func", krcp)
+
+    def schedule_page_work_fn(self, t: HrTimer) -> None:
+        """The hrtimer callback (hard irq): queue_work(system_highpri_wq, &krcp->page_cache_work)."""
+        krcp = self.krc[t.cpu.id]
+        self.system_highpri_wq.queue_work_on(t.cpu, krcp.page_cache_work)
+
+    def fill_nr_pages(self, krcp: KfreeRcuCpu) -> int:
+        """How many pages one fill_page_cache_func() tries to allocate."""
+        return self.rcu_min_cached_objs
+
+    def fill_page_cache_func(self, work: WorkStruct, worker: Task) -> Generator[Any, Any, None]:
+        """fill_page_cache_func(): allocate pages into this CPU's cache."""
+        krcp: KfreeRcuCpu = work.data
+        cpu = worker.cpu
+        assert cpu is not None
+        self.c["fill_runs"] += 1
+        for _ in range(self.fill_nr_pages(krcp)):
+            bnode = yield from self.get_free_page(worker, self.fill_gfp)
+            if bnode is None:
+                self.c["fill_fail"] += 1
+                if self.fill_break_on_failure():
+                    break
+                continue
+            self.c["fill_pages"] += 1
+            bnode.fresh = True
+            krcp.lock(cpu)
+            yield self.lock_ns
+            if not self.put_cached_bnode(krcp, bnode):
+                self.free_page(bnode)
+                yield self.page_free_ns
+                break
+        self.fill_done(krcp)
+
+    def fill_break_on_failure(self) -> bool:
+        """v6.1 backs off at the first failed allocation (093590c16b44)."""
+        return False
+
+    def fill_done(self, krcp: KfreeRcuCpu) -> None:
+        """The end of fill_page_cache_func()."""
+        krcp.work_in_progress = False
+
+    def run_page_cache_worker(self, krcp: KfreeRcuCpu) -> None:
+        if not krcp.work_in_progress:
+            krcp.work_in_progress = True
+            self.c["worker_hrtimer"] += 1
+            krcp.hrtimer.start(0)
+
+    # -- enqueue: kvfree_call_rcu() ------------------------------------------------
+
+    def add_ptr_to_bulk(self, krcp: KfreeRcuCpu, task: Task, head: bool,
+                        origin: "SlabCpu") -> Generator[Any, Any, bool]:
+        """kvfree_call_rcu_add_ptr_to_bulk() (v5.11/v5.12): no allocation, ever."""
+        if not krcp.initialized:
+            return False
+        idx = 0  # !!is_vmalloc_addr(ptr): rcuscale's objects come from kmalloc()
+        b = krcp.bkvhead[idx]
+        # Check if a new block is required.
+        if b is None or b.nr_records == KVFREE_BULK_MAX_ENTR:
+            bnode = self.get_cached_bnode(krcp)
+            # Switch to emergency path.
+            if bnode is None:
+                return False
+            self.attach_bnode(krcp, idx, bnode)
+        # Finally insert.
+        self.store_records(krcp, 1, origin)
+        return True
+        yield  # noqa: unreachable; a generator because v5.13 may allocate here
+
+    def attach_bnode(self, krcp: KfreeRcuCpu, idx: int, bnode: BulkPage) -> None:
+        """Initialize the new block and attach it to the head."""
+        if bnode.fresh:
+            bnode.fresh = False
+        bnode.nr_records = 0
+        bnode.freed = 0
+        bnode.pending_gp_bug = False
+        bnode.origin = None
+        bnode.next = krcp.bkvhead[idx]
+        krcp.bkvhead[idx] = bnode
+
+    def store_records(self, krcp: KfreeRcuCpu, n: int, origin: "SlabCpu") -> None:
+        """``bkvhead[0]->records[nr_records++] = ptr`` for ``n`` pointers."""
+        b = krcp.bkvhead[0]
+        assert b is not None
+        if b.origin is None:
+            b.origin = origin
+        b.nr_records += n
+        b.snap = rcu_seq_snap(self.rcu.gp_seq)
+
+    def link_on_list(self, krcp: KfreeRcuCpu, n: int, origin: "SlabCpu") -> None:
+        """``head->next = krcp->head; krcp->head = head`` for ``n`` objects."""
+        snap = rcu_seq_snap(self.rcu.gp_seq)
+        runs = krcp.head
+        if runs is None:
+            runs = krcp.head = []
+        if runs and runs[-1].snap == snap and runs[-1].origin is origin:
+            runs[-1].n += n
+        else:
+            runs.append(ObjRun(n, snap, origin))
+
+    def kvfree_call_rcu(self, task: Task, head: bool, origin: "SlabCpu") -> Generator[Any, Any, str]:
+        """kvfree_call_rcu() for one object; ``head``: the 2-argument form.
+
+        Returns the path it took: "bulk", "list" or "inline".
+        """
+        cpu = task.cpu
+        assert cpu is not None
+        krcp = self.krc[cpu.id]  # krc_this_cpu_lock()
+        self.c["calls"] += 1
+        self.checks.note_queued(1)
+        snap = rcu_seq_snap(self.rcu.gp_seq)
+        success = yield from self.add_ptr_to_bulk(krcp, task, head, origin)
+        path = "bulk"
+        if not success:
+            self.run_page_cache_worker(krcp)
+            if not head:
+                path = "inline"  # Inline if kvfree_rcu(one_arg) call.
+            else:
+                self.link_on_list(krcp, 1, origin)
+                self.c["head_fallback"] += 1
+                success = True
+                path = "list"
+        if success:
+            self.c["calls_bulk" if path == "bulk" else "calls_list"] += 1
+            krcp.count += 1
+            self.schedule_monitor(krcp, cpu)
+        yield (self.call_list_ps if path == "list" else self.call_ps) // 1000
+        if not success:
+            # Inline kvfree() after synchronize_rcu().
+            self.c["inline_kvfree"] += 1
+            yield from self.rcu.synchronize_rcu(task)
+            self.checks.free_inline(snap)
+            origin.free(1)
+            self.c["objects_freed"] += 1
+        return path
+
+    # -- segments of calls -----------------------------------------------------------
+
+    def segment(self, krcp: KfreeRcuCpu, limit: int, doubles_ahead: int,
+                origin: "SlabCpu") -> tuple[int, int, Callable[[int], None]] | None:
+        """The next calls that need no decision: ``(n, unit_ps, commit)``, or None.
+
+        ``limit`` caps ``n``; ``doubles_ahead`` is how many of the next calls
+        are 2-argument ones before the next 1-argument one.
+        """
+        room = krcp.bulk_room()
+        if room > 0:
+            n = min(limit, self.bulk_run_limit(krcp, room))
+            return n, self.call_ps, lambda k: self.queue_bulk(krcp, k, origin)
+        if (krcp.initialized and krcp.nr_bkv_objs == 0 and krcp.work_in_progress
+                and doubles_ahead > 0):
+            n = min(limit, doubles_ahead)
+            return n, self.call_list_ps, lambda k: self.queue_list(krcp, k, origin)
+        return None
+
+    def bulk_run_limit(self, krcp: KfreeRcuCpu, room: int) -> int:
+        """How many calls fit in the current page without another decision."""
+        return room
+
+    def queue_bulk(self, krcp: KfreeRcuCpu, k: int, origin: "SlabCpu") -> None:
+        """``k`` calls that each store a pointer in the current bulk page."""
+        self.c["calls"] += k
+        self.c["calls_bulk"] += k
+        self.checks.note_queued(k)
+        self.store_records(krcp, k, origin)
+        krcp.count += k
+        self.schedule_monitor(krcp, krcp.cpu)
+
+    def queue_list(self, krcp: KfreeRcuCpu, k: int, origin: "SlabCpu") -> None:
+        """``k`` 2-argument calls with no page while a refill is in flight."""
+        self.c["calls"] += k
+        self.c["calls_list"] += k
+        self.c["head_fallback"] += k
+        self.checks.note_queued(k)
+        self.link_on_list(krcp, k, origin)
+        krcp.count += k
+        self.schedule_monitor(krcp, krcp.cpu)
+
+    # -- shrinker -----------------------------------------------------------------------
+
+    def kfree_rcu_shrink_count(self, sc: "ShrinkControl") -> int:
+        self.c["shrink_count"] += 1
+        count = 0
+        # Snapshot count of all CPUs
+        for krcp in self.krc:
+            krcp.lock(sc.cpu)  # READ_ONCE() of what the owner is changing now
+            count += self.shrink_count_cpu(krcp, sc)
+        sc.cost_ns += len(self.krc) * self.per_cpu_ns
+        return self.shrink_count_result(count)
+
+    def shrink_count_cpu(self, krcp: KfreeRcuCpu, sc: "ShrinkControl") -> int:
+        """What one CPU adds to the shrinker's count: ``READ_ONCE(krcp->count)``."""
+        return krcp.count
+
+    def shrink_count_result(self, count: int) -> int:
+        return count
+
+    def kfree_rcu_shrink_scan(self, sc: "ShrinkControl") -> int:
+        self.c["shrink_scan"] += 1
+        freed = 0
+        for krcp in self.krc:
+            krcp.lock(sc.cpu)
+            count = krcp.count
+            count += self.scan_drain(krcp, sc.cpu)
+            self.scan_kick_monitor(krcp, sc.cpu)
+            sc.cost_ns += self.lock_ns + self.per_cpu_ns
+            # sc->nr_to_scan is unsigned long: "<= 0" only catches exactly 0.
+            sc.nr_to_scan = (sc.nr_to_scan - count) % (1 << 64)
+            freed += count
+            if sc.nr_to_scan == 0:
+                break
+        self.c["scan_freed"] += freed
+        return SHRINK_STOP if freed == 0 else freed
+
+    def scan_drain(self, krcp: KfreeRcuCpu, ctx: Cpu) -> int:
+        """Cached pages the scan frees (none before the patch)."""
+        return 0
+
+    def scan_kick_monitor(self, krcp: KfreeRcuCpu, ctx: Cpu) -> None:
+        """v5.11: ``if (krcp->monitor_todo) kfree_rcu_drain_unlock(krcp, flags);``"""
+        if krcp.monitor_todo:
+            self.kfree_rcu_drain_unlock(krcp, ctx)
+
+    def drain_page_cache(self, krcp: KfreeRcuCpu, ctx: Cpu) -> int:
+        """drain_page_cache() (v3: free_krc_page_cache()): free every cached page."""
+        krcp.lock(ctx)
+        pages, krcp.bkvcache = krcp.bkvcache, []
+        krcp.nr_bkv_objs = 0
+        for b in pages:
+            if b.fresh:
+                self.c["refill_drained_unused"] += 1
+            self.free_page(b)
+        self.c["drained_pages"] += len(pages)
+        return len(pages)
+
+    # -- init --------------------------------------------------------------------------------
+
+    def kfree_rcu_batch_init(self) -> None:
+        for krcp in self.krc:
+            krcp.initialized = True
+        self.kernel.register_shrinker("rcu-kfree", self.kfree_rcu_shrink_count, self.kfree_rcu_shrink_scan)
+
+    # -- accounting -----------------------------------------------------------------------
+
+    def pages_held(self) -> int:
+        """Pages held now, walked from the structures (page conservation)."""
+        n = self.inflight_pages
+        for krcp in self.krc:
+            n += len(krcp.bkvcache)
+            for b in krcp.bkvhead:
+                n += _chain_len(b)
+            for krwp in krcp.krw_arr:
+                for b in krwp.bkvhead_free:
+                    n += _chain_len(b)
+        return n
+
+    def objects_queued_now(self) -> int:
+        """Objects queued and not yet freed, walked from the structures."""
+        n = 0
+        for krcp in self.krc:
+            for b in krcp.bkvhead:
+                n += _chain_objects(b)
+            n += sum(r.n - r.freed for r in krcp.head or ())
+            for krwp in krcp.krw_arr:
+                for b in krwp.bkvhead_free:
+                    n += _chain_objects(b)
+                n += sum(r.n - r.freed for r in krwp.head_free or ())
+        return n + self.inflight_objects
+
+
+def _chain_len(b: BulkPage | None) -> int:
+    n = 0
+    while b is not None:
+        n += 1
+        b = b.next
+    return n
+
+
+def _chain_objects(b: BulkPage | None) -> int:
+    n = 0
+    while b is not None:
+        n += b.nr_records - b.freed
+        b = b.next
+    return n

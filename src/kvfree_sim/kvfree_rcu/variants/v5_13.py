@@ -1,0 +1,56 @@
+"""v5.13: inline page allocation for the 1-argument form, and new fill flags.
+
+* "kvfree_rcu: Directly allocate page for single-argument case" (+ the
+  __GFP_NORETRY / __GFP_NOMEMALLOC follow-ups): ``add_ptr_to_bulk_krc_lock()``
+  drops the lock and calls ``__get_free_page(GFP_KERNEL | __GFP_NORETRY |
+  __GFP_NOMEMALLOC | __GFP_NOWARN)`` when the cache is empty and the caller may
+  sleep (``can_alloc = !head``).
+* "kvfree_rcu: Use same set of GFP flags as does single-argument":
+  ``fill_page_cache_func()`` allocates with the same flags.
+* rcuscale: "rcuscale: Add kfree_rcu() single-argument scale test" - each
+  object is freed by ``kfree_rcu(p)`` or ``kfree_rcu(p, rh)`` at random.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generator
+
+from ...kernel.mm.gfp import GFP_KERNEL, GFP_NOMEMALLOC, GFP_NORETRY, GFP_NOWARN
+from ...kernel.sched import Task
+from ..tree import KVFREE_BULK_MAX_ENTR, KfreeRcuCpu
+from .v5_11 import V5_11
+
+if TYPE_CHECKING:
+    from ...kernel.mm.slab import SlabCpu
+
+INLINE_GFP = GFP_KERNEL | GFP_NORETRY | GFP_NOMEMALLOC | GFP_NOWARN
+
+
+class V5_13(V5_11):
+    name = "v5.13"
+    description = "inline page allocation for kfree_rcu(one_arg); fill with __GFP_NORETRY|__GFP_NOMEMALLOC; rcuscale mixes 1- and 2-arg"
+    source = "Linux v5.13 RCU pull <20210428071032.GA84588@gmail.com>; kernel-reference.md section 4.2"
+    rcuscale_version = "5.13"
+    mm_version = "5.13"
+    fill_gfp = INLINE_GFP
+
+    def add_ptr_to_bulk(self, krcp: KfreeRcuCpu, task: Task, head: bool,
+                        origin: "SlabCpu") -> Generator[Any, Any, bool]:
+        """add_ptr_to_bulk_krc_lock(&krcp, &flags, ptr, can_alloc = !head)."""
+        if not krcp.initialized:
+            return False
+        idx = 0
+        b = krcp.bkvhead[idx]
+        # Check if a new block is required.
+        if b is None or b.nr_records == KVFREE_BULK_MAX_ENTR:
+            bnode = self.get_cached_bnode(krcp)
+            if bnode is None and not head:
+                # krc_this_cpu_unlock(); __get_free_page(); krc_this_cpu_lock()
+                bnode = yield from self.get_free_page(task, INLINE_GFP)
+                self.c["direct_alloc" if bnode is not None else "direct_alloc_fail"] += 1
+            if bnode is None:
+                return False
+            self.attach_bnode(krcp, idx, bnode)
+        # Finally insert.
+        self.store_records(krcp, 1, origin)
+        return True

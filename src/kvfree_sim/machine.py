@@ -1,0 +1,174 @@
+"""One simulated boot: a kernel, a kvfree_rcu variant and rcuscale's kfree test.
+
+:func:`simulate` builds the machine a :class:`~kvfree_sim.config.RunConfig`
+describes, runs it until the test prints its result, the machine panics, or
+the time limit, checks the invariants and returns a :class:`RunResult`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .checks import InvariantViolation, Invariants
+from .config import RunConfig
+from .core.costs import MachineProfile, load_profile
+from .core.sim import StopSimulation
+from .kernel.system import Kernel
+from .kvfree_rcu.tree import CALIBRATION_COUNTERS
+from .kvfree_rcu.variants import get_variant
+from .workloads.rcuscale import KfreeScaleTest
+
+if TYPE_CHECKING:
+    from .trace.ftrace import Tracer
+
+NSEC_PER_SEC = 1_000_000_000
+
+
+@dataclass
+class RunResult:
+    """Everything a run reports, as plain data (``--json`` prints it)."""
+
+    variant: str
+    seed: int
+    cpus: int
+    memory_mb: int
+    outcome: str  # completed | oom-panic | oom-killed | timeout | invariant-violation | enomem
+    sim_ns: int
+    total_ns: int | None
+    batches: int | None
+    footprint_mb: int | None
+    result_line: str | None
+    gps: int
+    counters: dict[str, int]
+    mm: dict[str, Any]
+    sched: dict[str, Any]
+    oom_report: list[str]
+    console: list[tuple[int, str]]
+    events: int
+    wall_s: float
+    violation: str | None = None
+    kernel_early_frees: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data; wall time left out so that it is deterministic."""
+        d = dict(self.__dict__)
+        d.pop("wall_s")
+        d["console"] = [[t, text] for t, text in self.console]
+        return d
+
+
+class Machine:
+    """The simulated guest of one run."""
+
+    def __init__(self, cfg: RunConfig, profile: MachineProfile | None = None,
+                 tracer: "Tracer | None" = None) -> None:
+        self.cfg = cfg
+        self.profile = profile or load_profile(cfg.profile)
+        variant = get_variant(cfg.variant)
+        rt = cfg.rcutree
+        self.kernel = Kernel(
+            ncpus=cfg.cpus, memory_bytes=cfg.memory, hz=cfg.hz, profile=self.profile, seed=cfg.seed,
+            mm_version=variant.mm_version, tracer=tracer,
+            jiffies_till_first_fqs=rt.get("jiffies_till_first_fqs"),
+            jiffies_till_next_fqs=rt.get("jiffies_till_next_fqs"),
+        )
+        self.checks = Invariants(self)
+        self.kvfree = variant(self.kernel, rt, self.checks)
+        self.test = KfreeScaleTest(self.kernel, self.kvfree, cfg.rcuscale, variant.rcuscale_version)
+        self.highpri_ns = 0
+        self.kernel.switch_hook = self._on_switch
+
+    # the checks reach the kernel through the machine
+    @property
+    def sim(self):  # type: ignore[no-untyped-def]
+        return self.kernel.sim
+
+    @property
+    def rcu(self):  # type: ignore[no-untyped-def]
+        return self.kernel.rcu
+
+    @property
+    def mm(self):  # type: ignore[no-untyped-def]
+        return self.kernel.mm
+
+    def _on_switch(self, cpu: Any, prev: Any, ran_ns: int) -> None:
+        """Time a highpri kworker held a CPU while a kfree thread waited on it."""
+        if prev is not None and prev.nice < 0 and prev.wq_worker:
+            if any(t.name == "kfree_scale_thread" for t in cpu.rq):
+                self.highpri_ns += ran_ns
+
+    def run(self) -> RunResult:
+        k = self.kernel
+        wall0 = time.perf_counter()
+        violation: str | None = None
+        k.start()
+        self.test.start()
+        limit = int(self.cfg.max_seconds * NSEC_PER_SEC)
+        step = NSEC_PER_SEC // 10
+        try:
+            t = 0
+            while not self.test.done and k.panicked is None and k.sim.now < limit:
+                t = min(t + step, limit)
+                k.sim.run(until=t)
+                if k.sim.peek() is None:
+                    break
+                self.checks.check_pages()
+            if k.panicked is None:
+                self.checks.check_pages()
+                self.checks.check_objects(self.kvfree.objects_queued_now())
+        except InvariantViolation as e:
+            violation = str(e)
+        except StopSimulation as e:  # pragma: no cover - models stop only through panic/stop
+            violation = str(e)
+        wall = time.perf_counter() - wall0
+        return self._result(violation, wall)
+
+    def _outcome(self, violation: str | None) -> str:
+        k = self.kernel
+        if violation is not None:
+            return "invariant-violation"
+        if k.panicked is not None:
+            return "oom-panic"
+        if self.test.done:
+            return "oom-killed" if k.oom.kills else "completed"
+        if self.test.enomem:
+            return "enomem"
+        return "timeout"
+
+    def _result(self, violation: str | None, wall: float) -> RunResult:
+        k = self.kernel
+        r = self.test.result
+        kv = self.kvfree
+        mm = k.mm
+        counters = dict(kv.c)
+        slab_pages = sum(c.pages for c in mm.caches.values())
+        mmstats = dict(mm.stats)
+        mmstats.update(k.vmscan.stats)
+        mmstats.update({
+            "managed_pages": mm.managed_pages, "free_pages_end": mm.nr_free_pages(),
+            "min_free_kbytes": mm.min_free_kbytes, "slab_pages_end": slab_pages,
+            "kswapd_failures": k.vmscan.kswapd_failures,
+            "watermarks": {z.name: list(z.watermark) for z in mm.zones},
+            "thread_direct_reclaim_ns": sum(k.vmscan.direct_ns_by_task.get(t.pid, 0) for t in self.test.threads),
+        })
+        sched = {"highpri_held_kfree_cpus_ns": self.highpri_ns,
+                 "gp_mean_ns": (sum(k.rcu.gp_durations) // len(k.rcu.gp_durations)) if k.rcu.gp_durations else 0}
+        return RunResult(
+            variant=self.cfg.variant, seed=self.cfg.seed, cpus=self.cfg.cpus, memory_mb=self.cfg.memory_mb,
+            outcome=self._outcome(violation), sim_ns=k.sim.now, total_ns=r.total_ns, batches=r.batches,
+            footprint_mb=r.footprint_mb, result_line=r.line, gps=k.rcu.gp_count, counters=counters,
+            mm=mmstats, sched=sched, oom_report=list(k.oom.report), console=list(k.console),
+            events=k.sim.events, wall_s=wall, violation=violation,
+            kernel_early_frees=self.checks.kernel_early_frees, notes=list(self.cfg.notices),
+        )
+
+
+def simulate(cfg: RunConfig, profile: MachineProfile | None = None, tracer: "Tracer | None" = None) -> RunResult:
+    """Run one configuration to its outcome."""
+    return Machine(cfg, profile, tracer).run()
+
+
+__all__ = ["Machine", "RunResult", "simulate", "CALIBRATION_COUNTERS"]

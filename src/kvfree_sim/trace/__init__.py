@@ -1,0 +1,1 @@
+"""Tracers: ftrace-format text that opens in Perfetto."""

@@ -1,0 +1,1 @@
+"""Workloads that drive kvfree_rcu(): rcuscale's kfree test (kernel/rcu/rcuscale.c)."""

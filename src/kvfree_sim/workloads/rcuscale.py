@@ -1,0 +1,233 @@
+"""rcuscale's kfree test: ``kfree_scale_init()`` and ``kfree_scale_thread()`` (kernel/rcu/rcuscale.c).
+
+As in v5.11 (always ``kfree_rcu(p, rh)``), v5.13-v6.1 (``kfree_rcu(p)`` or
+``kfree_rcu(p, rh)`` at random when ``kfree_rcu_test_single ==
+kfree_rcu_test_double``, else only the one set):
+
+* ``kfree_nrealthreads = compute_real(kfree_nthreads)`` kthreads, thread
+  ``me`` pinned to CPU ``me % nr_cpu_ids`` at nice 19 (``MAX_NICE``);
+* each does ``kfree_loops`` loops of ``kfree_alloc_num`` ``kmalloc(kfree_mult *
+  sizeof(struct kfree_obj), GFP_KERNEL)`` + ``kfree_rcu()``, then
+  ``cond_resched()`` (a no-op under CONFIG_PREEMPT);
+* the thread that starts last samples ``rcu_state.gp_seq``, the one that ends
+  last prints ``Total time taken by all kfree'ers: %llu ns, loops: %d,
+  batches: %ld, memory footprint: %lldMB`` with its own run time, the GPs in
+  between (``rcu_seq_diff()``) and the footprint from its ``si_mem_available()``
+  samples: ``mem_begin`` at loop 0, then ``mem_during = (mem_during +
+  si_mem_available()) / 2`` at every ``loop % (kfree_loops / 4) == 0``;
+  footprint ``(mem_begin - mem_during) >> (20 - PAGE_SHIFT)``.
+
+The random choice is ``torture_random(&tr) & 0x800``: each object is
+1-argument with probability 1/2.  What matters is only which form the call
+at a page boundary has, so the thread keeps the number of 2-argument calls
+before the next 1-argument one and draws it, when needed, from fair random
+bits (a geometric law, exact whatever the segmenting).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any, Callable, Generator
+
+from ..kernel.mm.gfp import GFP_KERNEL
+from ..kernel.rcu import rcu_seq_diff
+from ..kernel.sched import MAX_NICE, Segments, Task
+
+if TYPE_CHECKING:
+    from ..kernel.mm.slab import KmemCache, SlabCpu
+    from ..kernel.system import Kernel
+    from ..kvfree_rcu.tree import KvfreeRcu
+
+PAGE_SHIFT = 12
+KFREE_OBJ_SIZE = 24  # struct kfree_obj { char kfree_obj[8]; struct rcu_head rh; }
+ALL_DOUBLE = 1 << 62  # "no 1-argument call ahead, ever"
+
+
+def compute_real(n: int, ncpus: int) -> int:
+    """rcuscale's compute_real(): n if >= 0, else num_online_cpus() + 1 + n, at least 1."""
+    if n >= 0:
+        return n
+    return max(1, ncpus + 1 + n)
+
+
+def doubles_before_single(rng: random.Random) -> int:
+    """How many 2-argument calls come before the next 1-argument one (P = 1/2 each)."""
+    n = 0
+    while True:
+        bits = rng.getrandbits(32)
+        if bits != 0xFFFFFFFF:
+            return n + ((~bits) & (bits + 1)).bit_length() - 1
+        n += 32
+
+
+class KfreeScaleResult:
+    """What the last thread printed, or why nothing was printed."""
+
+    def __init__(self) -> None:
+        self.total_ns: int | None = None
+        self.batches: int | None = None
+        self.footprint_mb: int | None = None
+        self.loops = 0
+        self.line: str | None = None
+
+
+class KfreeScaleTest:
+    """The kfree test of one boot."""
+
+    def __init__(self, kernel: "Kernel", kv: "KvfreeRcu", params: dict[str, Any], version: str) -> None:
+        self.kernel = kernel
+        self.kv = kv
+        self.p = params
+        self.version = version
+        ncpus = len(kernel.cpus)
+        self.nthreads = compute_real(params["kfree_nthreads"], ncpus)
+        self.size = params["kfree_mult"] * KFREE_OBJ_SIZE
+        self.cache: KmemCache = kernel.mm.kmalloc_cache(self.size)
+        self.loops = params["kfree_loops"]
+        self.alloc_num = params["kfree_alloc_num"]
+        self.quarter = self.loops // 4
+        if version == "5.11":
+            self.mode = "double"
+        elif params["kfree_rcu_test_single"] == params["kfree_rcu_test_double"]:
+            self.mode = "both"
+        else:
+            self.mode = "single" if params["kfree_rcu_test_single"] else "double"
+        prof = kernel.profile
+        self.obj_ps = prof.ps("kmalloc_ns") + prof.ps("rcuscale_loop_ns")
+        self.obj_ns = self.obj_ps // 1000
+        self.slab_new_ps = prof.ps("slab_new_ns")
+        self.started = 0
+        self.ended = 0
+        self.gp_started = 0
+        self.result = KfreeScaleResult()
+        self.result.loops = self.loops
+        self.threads: list[Task] = []
+        self.done = False
+        self.enomem = False
+        self.objects_done = 0
+        kernel.printk(f"kfree object size={self.size}")
+        for me in range(self.nthreads):
+            cpu = kernel.cpus[me % ncpus]
+            t = Task(kernel, "kfree_scale_thread", self._thread_fn(me), nice=MAX_NICE, pinned=cpu)
+            self.threads.append(t)
+
+    def start(self) -> None:
+        from ..kernel.sched import wake_task
+
+        for t in self.threads:
+            wake_task(t)
+
+    def _thread_fn(self, me: int) -> Callable[[Task], Generator[Any, Any, None]]:
+        return lambda task: self.kfree_scale_thread(task, me)
+
+    # -- the thread body ---------------------------------------------------------
+
+    def _next_doubles(self, rng: random.Random) -> int:
+        if self.mode == "double":
+            return ALL_DOUBLE
+        if self.mode == "single":
+            return 0
+        return doubles_before_single(rng)
+
+    def kfree_scale_thread(self, task: Task, me: int) -> Generator[Any, Any, None]:
+        kernel = self.kernel
+        kv = self.kv
+        mm = kernel.mm
+        sim = kernel.sim
+        cpu = task.pinned
+        assert cpu is not None
+        krcp = kv.krc[cpu.id]
+        slab = self.cache.cpus[cpu.id]
+        rng = kernel.rng.stream(f"kfree_scale_thread/{me}")
+        start_time = sim.now
+        self.started += 1
+        if self.started >= self.nthreads:
+            self.gp_started = kernel.rcu.gp_seq
+        mem_begin = mem_during = 0
+        state = [self._next_doubles(rng)]  # 2-argument calls before the next 1-argument one
+
+        def consume(k: int) -> None:
+            if k <= state[0]:
+                state[0] -= k
+            else:
+                state[0] = self._next_doubles(rng)
+
+        loop = 0
+        while True:
+            if not mem_during:
+                mem_during = mem_begin = mm.si_mem_available()
+            elif loop % self.quarter == 0:
+                mem_during = (mem_during + mm.si_mem_available()) // 2
+            i = 0
+            while i < self.alloc_num:
+                left = self.alloc_num - i
+                seg = kv.segment(krcp, left, state[0], slab)
+                if seg is None:
+                    # A decision point: one kmalloc() + kfree_rcu() the kernel's way.
+                    if slab.free_objs == 0:
+                        ok = yield from self.new_slab(task, slab)
+                        if not ok:
+                            self.enomem = True
+                            return  # kmalloc() failed: "return -ENOMEM"
+                    slab.take(1)
+                    yield self.obj_ns
+                    head = state[0] > 0
+                    yield from kv.kvfree_call_rcu(task, head, slab)
+                    consume(1)
+                    i += 1
+                    self.objects_done += 1
+                    continue
+                n, unit_ps, commit = seg
+                # kmalloc(): the slabs these objects need, by the fast path
+                before = slab.cache.nr_slabs
+                self.cache.refill_fast(slab, n)
+                new_slabs = slab.cache.nr_slabs - before
+                if slab.free_objs == 0:
+                    ok = yield from self.new_slab(task, slab)
+                    if not ok:
+                        self.enomem = True
+                        return
+                n = min(n, slab.free_objs)
+                done = [0]
+
+                def run(k: int, commit: Callable[[int], None] = commit, done: list[int] = done) -> None:
+                    slab.take(k)
+                    commit(k)
+                    consume(k)
+                    done[0] += k
+
+                runs: list[tuple[int, int, Callable[[int], None]]] = []
+                if new_slabs:
+                    runs.append((1, new_slabs * self.slab_new_ps, _noop))
+                runs.append((n, self.obj_ps + unit_ps, run))
+                yield Segments(runs, volatile=True)
+                i += done[0]
+                self.objects_done += done[0]
+            # cond_resched(): nothing to do under CONFIG_PREEMPT
+            loop += 1
+            if loop >= self.loops:
+                break
+        self.ended += 1
+        if self.ended >= self.nthreads:
+            end_time = sim.now
+            batches = rcu_seq_diff(kernel.rcu.gp_seq, self.gp_started)
+            footprint = (mem_begin - mem_during) >> (20 - PAGE_SHIFT)
+            r = self.result
+            r.total_ns = end_time - start_time
+            r.batches = batches
+            r.footprint_mb = footprint
+            r.line = (f"Total time taken by all kfree'ers: {r.total_ns} ns, loops: {self.loops}, "
+                      f"batches: {batches}, memory footprint: {footprint}MB")
+            kernel.printk(r.line)
+            self.done = True
+            kernel.sim.stop()  # rcuscale.shutdown=1: kernel_power_off()
+
+    def new_slab(self, task: Task, slab: "SlabCpu") -> Generator[Any, Any, bool]:
+        """___slab_alloc() -> new_slab(): the slow way, reclaim and all."""
+        ok = yield from self.cache.allocate_slab(task, slab, GFP_KERNEL)
+        yield self.slab_new_ps // 1000
+        return ok
+
+
+def _noop(_: int) -> None:
+    pass
