@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _add_machine_args(p: argparse.ArgumentParser, variant_default: str | None = "v5.11") -> None:
+def add_machine_args(p: argparse.ArgumentParser, variant_default: str | None = "v5.11") -> None:
     p.add_argument("--cpus", type=int, default=None, help="number of CPUs (default: CONFIG_NR_CPUS, else 64)")
     p.add_argument("--memory", default=DEFAULT_MEMORY, help="guest memory, kvm.sh style: 512M, 16G (default 512M)")
     p.add_argument("--bootargs", default=DEFAULT_BOOTARGS,
@@ -41,7 +41,7 @@ def _add_machine_args(p: argparse.ArgumentParser, variant_default: str | None = 
                    help="more boot parameters, appended to --bootargs")
 
 
-def _config(args: argparse.Namespace, variant: str, seed: int) -> RunConfig:
+def config_from_args(args: argparse.Namespace, variant: str, seed: int) -> RunConfig:
     bootargs = " ".join([args.bootargs, *args.params]).strip()
     return make_config(variant, cpus=args.cpus, memory=args.memory, bootargs=bootargs,
                        kconfig=args.kconfig, seed=seed, profile=args.profile, max_seconds=args.max_seconds)
@@ -59,21 +59,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", default=None, metavar="FILE", help="write an ftrace-format trace of the run")
     p.add_argument("--trace-events", default=None, help="ftrace-style event selection, e.g. 'sched:*,vmscan:*'")
     p.add_argument("--trace-window", default=None, metavar="START:END", help="trace only this window (seconds)")
-    _add_machine_args(p)
+    add_machine_args(p)
 
     p = sub.add_parser("variants", help="list the kernel versions and patches kvfree-sim models")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("profiles", help="list the shipped machine profiles")
     p.add_argument("--json", action="store_true")
+
+    for mod in _experiment_modules():
+        mod.register(sub)
     return parser
+
+
+def _experiment_modules() -> list:  # type: ignore[type-arg]
+    """Subcommands that live with their experiment: each has register(sub) and
+    sets ``func`` on its parser."""
+    from .experiments import bench, calibrate, compare, validate
+
+    return [compare, validate, calibrate, bench]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .machine import Machine
     from .report.text import run_report, timing_line
 
-    cfg = _config(args, args.variant, args.seed)
+    cfg = config_from_args(args, args.variant, args.seed)
     tracer = None
     if args.trace:
         from .trace.ftrace import open_tracer
@@ -131,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        return COMMANDS[args.command](args)
+        func = COMMANDS.get(args.command) or args.func
+        return func(args)
     except (UsageError, ConfigError) as e:
         print(f"kvfree-sim: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

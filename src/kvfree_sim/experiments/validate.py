@@ -1,0 +1,9 @@
+"""kvfree-sim validate (not yet implemented)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the 'validate' subcommand."""
