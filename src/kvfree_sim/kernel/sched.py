@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 #: Yielded by a task to block until woken.
 SLEEP = -1
+#: Internal: the task ended (its generator returned) and is paying its debt.
+EXIT = -2
 
 TaskBody = Generator[Any, Any, None]
 
@@ -107,11 +109,16 @@ class Chunk:
     other chunk just continues.
     """
 
-    __slots__ = ("remaining", "volatile")
+    __slots__ = ("remaining", "volatile", "prefix")
 
     def __init__(self, cost: int, volatile: bool = False) -> None:
         self.remaining = cost
         self.volatile = volatile
+        self.prefix = 0  # ns of other work (the task's debt) done before the chunk proper
+
+    def add_prefix(self, ns: int) -> None:
+        self.remaining += ns
+        self.prefix += ns
 
     def advance(self, ns: int) -> None:
         """Commit the effect of ``ns`` more ns of CPU time (``ns <= remaining``)."""
@@ -140,6 +147,10 @@ class Segments(Chunk):
 
     def advance(self, ns: int) -> None:
         self.remaining -= ns
+        if self.prefix:
+            paid = min(self.prefix, ns)
+            self.prefix -= paid
+            ns -= paid
         budget = ns * 1000
         runs = self.runs
         last = len(runs) - 1
@@ -174,6 +185,7 @@ class Task:
         "runnable", "exited", "vruntime", "sum_exec", "prev_sum_exec",
         "burst", "chunk", "send", "started", "irqs_off", "preempt_off",
         "kthread", "oom_killable", "rss_pages", "wq_worker", "memalloc", "oom_victim",
+        "debt", "then",
     )
 
     def __init__(
@@ -211,6 +223,10 @@ class Task:
         self.rss_pages = 0
         self.wq_worker = False  # PF_WQ_WORKER
         self.memalloc = False  # PF_MEMALLOC: in reclaim, or kswapd
+        # CPU time owed for work already done at a decision point; it is paid
+        # before the task's next burst, so a cheap step costs no event of its own.
+        self.debt = 0
+        self.then: int | None = None  # SLEEP or EXIT, once the debt is paid
         self.oom_victim = False  # TIF_MEMDIE
         self.body: TaskBody = body(self)
         kernel.register_task(self)
@@ -363,6 +379,11 @@ class Cpu:
         curr.burst = 0
         if self.deferred:
             self._run_deferred()
+        then = curr.then
+        if then is not None:
+            curr.then = None
+            self._leave(exited=then == EXIT)
+            return
         self._step()
 
     def _step(self) -> None:
@@ -377,26 +398,46 @@ class Cpu:
                 d = curr.body.send(value)
             except StopIteration:
                 self.in_resume = False
+                if curr.debt:
+                    self._pay_then(curr, EXIT)
+                    return
                 self._leave(exited=True)
                 return
             finally:
                 self.in_resume = False
             if isinstance(d, int):
                 if d < 0:
+                    if curr.debt:
+                        self._pay_then(curr, SLEEP)
+                        return
                     self._leave(exited=False)
                     return
-                if d == 0:
+                if d == 0 and not curr.debt:
                     curr.send = 0
                     if self.need_resched:
                         self._preempt()
                         return
                     continue
-                curr.burst = d
                 curr.send = d
+                curr.burst = d + curr.debt
+                curr.debt = 0
             else:
                 curr.chunk = d
+                if curr.debt:
+                    d.add_prefix(curr.debt)
+                    curr.debt = 0
                 curr.send = None
             break
+        if self.need_resched and not curr.preempt_off:
+            self._preempt()
+            return
+        self._arm_burst_end()
+
+    def _pay_then(self, curr: Task, then: int) -> None:
+        """Run the debt as a burst, then sleep or exit (unless woken meanwhile)."""
+        curr.burst = curr.debt
+        curr.debt = 0
+        curr.then = then
         if self.need_resched and not curr.preempt_off:
             self._preempt()
             return
@@ -502,10 +543,22 @@ class Cpu:
         self.rq.append(t)
         self._update_tick()
         if self._should_preempt(t):
-            if self.in_resume or curr.preempt_off:
-                self.need_resched = True
-            else:
-                self._preempt()
+            self.need_resched = True
+            if not self.in_resume and not curr.preempt_off and self.resume_ev is None:
+                # Woken from elsewhere: the reschedule IPI lands after the
+                # waker is done (resched_curr() -> smp_send_reschedule()).
+                self.resume_ev = self.sim.at(self.sim.now, self._resched, None, PRIO_LATE)
+
+    def _resched(self, _: object) -> None:
+        """scheduler_ipi(): preempt curr if a wakeup asked for it."""
+        self.resume_ev = None
+        curr = self.curr
+        if curr is None:
+            if self.rq:
+                self._switch(None)
+            return
+        if self.need_resched and not curr.preempt_off and not self.in_resume:
+            self._preempt()
 
     def _idle_wake(self, _: object) -> None:
         self.resume_ev = None
@@ -640,7 +693,14 @@ class Cpu:
 
 def wake_task(t: Task, value: Any = None) -> bool:
     """try_to_wake_up(): make a sleeping task runnable on its (chosen) CPU."""
-    if t.runnable or t.exited:
+    if t.exited:
+        return False
+    if t.runnable:
+        if t.then == SLEEP:
+            # Woken before it got to schedule(): it does not sleep.
+            t.then = None
+            t.send = value
+            return True
         return False
     t.send = value
     cpu = t.pinned or t.kernel.select_cpu(t)

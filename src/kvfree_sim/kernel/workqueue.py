@@ -153,7 +153,7 @@ class WorkerPool:
                 work.current = me
                 if tracer is not None:
                     tracer.workqueue_execute_start(me, work)
-                yield item_ns
+                me.debt += item_ns
                 yield from self._execute(work, me)
                 if tracer is not None:
                     tracer.workqueue_execute_end(me, work)

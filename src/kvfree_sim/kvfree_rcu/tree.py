@@ -213,17 +213,23 @@ class KvfreeRcu:
 
     def free_page(self, bnode: BulkPage) -> None:
         """free_page((unsigned long) bnode)."""
-        self.c["pages_free"] += 1
-        self.mm.free_pages(1, 0, OWNER)
+        self.free_pages(1)
+
+    def free_pages(self, n: int) -> None:
+        """``n`` free_page() calls."""
+        self.c["pages_free"] += n
+        self.mm.free_pages(n, 0, OWNER)
         if self.kernel.tracer is not None:
-            self.kernel.tracer.mm_page_free(bnode)
+            self.kernel.tracer.mm_page_free(n)
 
     def get_free_page(self, task: Task, gfp: int) -> Generator[Any, Any, BulkPage | None]:
         """__get_free_page(gfp) as a bulk block."""
         ok = yield from self.mm.alloc_pages(task, gfp, 0, OWNER)
-        yield self.page_alloc_ns
-        if not ok:
-            return None
+        task.debt += self.page_alloc_ns
+        return self.new_bnode(task, gfp) if ok else None
+
+    def new_bnode(self, task: Task, gfp: int) -> BulkPage:
+        """A page the allocator just gave, as a ``struct kvfree_rcu_bulk_data``."""
         self.c["pages_alloc"] += 1
         b = BulkPage()
         if self.kernel.tracer is not None:
@@ -233,7 +239,14 @@ class KvfreeRcu:
     # -- drain side: kfree_rcu_work() ---------------------------------------------
 
     def kfree_rcu_work(self, work: WorkStruct, worker: Task) -> Generator[Any, Any, None]:
-        """kfree_rcu_work(): after a GP, free what a batch detached."""
+        """kfree_rcu_work(): after a GP, free what a batch detached.
+
+        Per bulk page: ``kfree_bulk(nr_records, records)`` (``vfree()`` each for
+        channel 1), then the page goes back to the cache if it has room
+        (``put_cached_bnode()``), else ``free_page()``; then the rcu_head list,
+        object by object.  As one divisible burst: the pages of a chain after
+        its newest one are all full, so they form one run of identical steps.
+        """
         krwp: KfreeRcuCpuWork = work.data
         krcp = krwp.krcp
         cpu = worker.cpu
@@ -246,41 +259,62 @@ class KvfreeRcu:
         # Channel 3.
         head = krwp.head_free
         krwp.head_free = None
+        worker.debt += self.lock_ns
         runs: list[tuple[int, int, Callable[[int], None]]] = []
         for i in range(FREE_N_CHANNELS):
+            pages: list[BulkPage] = []
             b = bkvhead[i]
             while b is not None:
-                self.inflight_pages += 1
-                self.inflight_objects += b.nr_records
-                cost = self.work_page_ps + b.nr_records * (self.kfree_bulk_ps if i == 0 else self.kfree_ps)
-                runs.append((1, cost, self._page_freer(krcp, cpu, b)))
+                pages.append(b)
                 b = b.next
+            if not pages:
+                continue
+            self.inflight_pages += len(pages)
+            self.inflight_objects += sum(p.nr_records for p in pages)
+            per_obj = self.kfree_bulk_ps if i == 0 else self.kfree_ps
+            freer = self._pages_freer(krcp, cpu, pages)
+            runs.append((1, self.work_page_ps + pages[0].nr_records * per_obj, freer))
+            if len(pages) > 1:
+                runs.append((len(pages) - 1, self.work_page_ps + KVFREE_BULK_MAX_ENTR * per_obj, freer))
         for run in head or ():
             self.inflight_objects += run.n
             runs.append((run.n, self.kfree_ps, self._list_freer(run)))
-        yield self.lock_ns
         if runs:
             seg = Segments(runs)
             while not seg.finished:
                 yield seg
 
-    def _page_freer(self, krcp: KfreeRcuCpu, cpu: Cpu, b: BulkPage) -> Callable[[int], None]:
-        def commit(_: int) -> None:
-            # kfree_bulk(nr_records, records)
-            if self.kernel.tracer is not None:
-                self.kernel.tracer.rcu_invoke_kfree_bulk_callback(cpu, b.nr_records)
-            self.checks.free_objects(b, b.nr_records, "bulk page")
-            if b.origin is not None:
-                b.origin.free(b.nr_records)
-            self.c["objects_freed"] += b.nr_records
-            self.inflight_objects -= b.nr_records
-            self.inflight_pages -= 1
-            b.next = None
+    def _pages_freer(self, krcp: KfreeRcuCpu, cpu: Cpu, pages: list[BulkPage]) -> Callable[[int], None]:
+        """Commit function freeing the next ``k`` pages of a detached chain, newest first."""
+        pos = [0]
+
+        def commit(k: int) -> None:
+            i = pos[0]
+            done = pages[i:i + k]
+            pos[0] = i + k
+            tracer = self.kernel.tracer
+            objects = 0
+            for b in done:
+                # kfree_bulk(b->nr_records, b->records)
+                if tracer is not None:
+                    tracer.rcu_invoke_kfree_bulk_callback(cpu, b.nr_records)
+                self.checks.free_objects(b, b.nr_records, "bulk page")
+                if b.origin is not None:
+                    b.origin.free(b.nr_records)
+                objects += b.nr_records
+                b.next = None
+            self.c["objects_freed"] += objects
+            self.inflight_objects -= objects
+            self.inflight_pages -= k
             krcp.lock(cpu)
-            if self.put_cached_bnode(krcp, b):
-                self.c["recycled_pages"] += 1
-            else:
-                self.free_page(b)
+            freed = 0
+            for b in done:
+                if self.put_cached_bnode(krcp, b):
+                    self.c["recycled_pages"] += 1
+                else:
+                    freed += 1
+            if freed:
+                self.free_pages(freed)
         return commit
 
     def _list_freer(self, run: ObjRun) -> Callable[[int], None]:
@@ -361,8 +395,10 @@ class KvfreeRcu:
     def kfree_rcu_monitor_work(self, work: WorkStruct, worker: Task) -> Generator[Any, Any, None]:
         """The monitor_work item: kfree_rcu_monitor() in a kworker."""
         assert worker.cpu is not None
-        yield self.monitor_ns
+        worker.debt += self.monitor_ns
         self.kfree_rcu_monitor(work.data, worker.cpu)
+        return
+        yield
 
     def schedule_monitor(self, krcp: KfreeRcuCpu, ctx: Cpu) -> None:
         """kvfree_call_rcu(): "Set timer to drain after KFREE_DRAIN_JIFFIES"."""
@@ -386,13 +422,30 @@ class KvfreeRcu:
         return self.rcu_min_cached_objs
 
     def fill_page_cache_func(self, work: WorkStruct, worker: Task) -> Generator[Any, Any, None]:
-        """fill_page_cache_func(): allocate pages into this CPU's cache."""
+        """fill_page_cache_func(): allocate pages into this CPU's cache.
+
+        ``for (i = 0; i < nr_pages; i++) { bnode = __get_free_page(...); ...
+        pushed = put_cached_bnode(krcp, bnode); if (!pushed) { free_page(bnode);
+        break; } }``.  The pages the loop will allocate are first tried all at
+        once on the allocator's fast path; what that cannot give goes through
+        the slow path page by page, as in the loop.
+        """
         krcp: KfreeRcuCpu = work.data
         cpu = worker.cpu
         assert cpu is not None
         self.c["fill_runs"] += 1
-        for _ in range(self.fill_nr_pages(krcp)):
-            bnode = yield from self.get_free_page(worker, self.fill_gfp)
+        nr_pages = self.fill_nr_pages(krcp)
+        want = max(0, min(nr_pages, self.rcu_min_cached_objs - krcp.nr_bkv_objs + 1))
+        fast = self.mm.alloc_fast(want, 0, self.fill_gfp, OWNER) if want else 0
+        i = 0
+        while i < nr_pages:
+            if fast:
+                fast -= 1
+                worker.debt += self.page_alloc_ns
+                bnode: BulkPage | None = self.new_bnode(worker, self.fill_gfp)
+            else:
+                bnode = yield from self.get_free_page(worker, self.fill_gfp)
+            i += 1
             if bnode is None:
                 self.c["fill_fail"] += 1
                 if self.fill_break_on_failure():
@@ -401,11 +454,13 @@ class KvfreeRcu:
             self.c["fill_pages"] += 1
             bnode.fresh = True
             krcp.lock(cpu)
-            yield self.lock_ns
+            worker.debt += self.lock_ns
             if not self.put_cached_bnode(krcp, bnode):
                 self.free_page(bnode)
-                yield self.page_free_ns
+                worker.debt += self.page_free_ns
                 break
+        if fast:  # cannot happen: the loop stops only after using them all
+            raise AssertionError("fill_page_cache_func() allocated pages it did not use")
         self.fill_done(krcp)
 
     def fill_break_on_failure(self) -> bool:
@@ -500,7 +555,7 @@ class KvfreeRcu:
             self.c["calls_bulk" if path == "bulk" else "calls_list"] += 1
             krcp.count += 1
             self.schedule_monitor(krcp, cpu)
-        yield (self.call_list_ps if path == "list" else self.call_ps) // 1000
+        task.debt += (self.call_list_ps if path == "list" else self.call_ps) // 1000
         if not success:
             # Inline kvfree() after synchronize_rcu().
             self.c["inline_kvfree"] += 1
@@ -519,7 +574,11 @@ class KvfreeRcu:
         ``limit`` caps ``n``; ``doubles_ahead`` is how many of the next calls
         are 2-argument ones before the next 1-argument one.
         """
+        # Calls fit in the page being filled, then in pages taken from the
+        # cache one after another (get_cached_bnode() needs no decision).
         room = krcp.bulk_room()
+        if krcp.initialized:
+            room += krcp.nr_bkv_objs * KVFREE_BULK_MAX_ENTR
         if room > 0:
             n = min(limit, self.bulk_run_limit(krcp, room))
             return n, self.call_ps, lambda k: self.queue_bulk(krcp, k, origin)
@@ -534,13 +593,23 @@ class KvfreeRcu:
         return room
 
     def queue_bulk(self, krcp: KfreeRcuCpu, k: int, origin: "SlabCpu") -> None:
-        """``k`` calls that each store a pointer in the current bulk page."""
+        """``k`` calls that each store a pointer in a bulk page: the current one,
+        then pages from the cache as each fills."""
         self.c["calls"] += k
         self.c["calls_bulk"] += k
         self.checks.note_queued(k)
-        self.store_records(krcp, k, origin)
-        krcp.count += k
-        self.schedule_monitor(krcp, krcp.cpu)
+        while k:
+            room = krcp.bulk_room()
+            if room == 0:
+                bnode = self.get_cached_bnode(krcp)
+                assert bnode is not None, "segment planned past the cache"
+                self.attach_bnode(krcp, 0, bnode)
+                room = KVFREE_BULK_MAX_ENTR
+            m = min(k, room)
+            self.store_records(krcp, m, origin)
+            krcp.count += m
+            k -= m
+            self.schedule_monitor(krcp, krcp.cpu)
 
     def queue_list(self, krcp: KfreeRcuCpu, k: int, origin: "SlabCpu") -> None:
         """``k`` 2-argument calls with no page while a refill is in flight."""
@@ -602,10 +671,9 @@ class KvfreeRcu:
         krcp.lock(ctx)
         pages, krcp.bkvcache = krcp.bkvcache, []
         krcp.nr_bkv_objs = 0
-        for b in pages:
-            if b.fresh:
-                self.c["refill_drained_unused"] += 1
-            self.free_page(b)
+        self.c["refill_drained_unused"] += sum(1 for b in pages if b.fresh)
+        if pages:
+            self.free_pages(len(pages))
         self.c["drained_pages"] += len(pages)
         return len(pages)
 

@@ -49,6 +49,7 @@ GFP_NORETRY = __GFP_NORETRY
 GFP_MEMALLOC = __GFP_MEMALLOC
 GFP_NOMEMALLOC = __GFP_NOMEMALLOC
 GFP_COMP = __GFP_COMP
+GFP_FS = __GFP_FS
 GFP_ATOMIC_FLAG = __GFP_ATOMIC
 
 # Order in which the kernel's %pGg prints composite names first, then bits.

@@ -18,12 +18,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Generator
 
 from ..sched import Task
-from .gfp import gfp_string
+from .gfp import GFP_FS, gfp_string
 
 if TYPE_CHECKING:
     from ..system import Kernel
 
-__GFP_FS = 0x80
 
 
 class OomKiller:
@@ -46,7 +45,7 @@ class OomKiller:
         self.kernel.mm.stats["oom"] += 1
         try:
             yield self.cost_ns
-            if not gfp & __GFP_FS:
+            if not gfp & GFP_FS:
                 return True
             if any(t.oom_victim and not t.exited for t in self.kernel.tasks):
                 return True  # oom_evaluate_task(): a victim is still on its way out

@@ -103,12 +103,16 @@ class Vmscan:
 
     # -- shrink_slab ---------------------------------------------------------------
 
-    def do_shrink_slab(self, sc: ShrinkControl, s: Shrinker, priority: int) -> Generator[Any, Any, int]:
-        """do_shrink_slab(): returns what the scans reported freed."""
+    def do_shrink_slab(self, sc: ShrinkControl, s: Shrinker, priority: int) -> int:
+        """do_shrink_slab(): returns what the scans reported freed.
+
+        The callbacks' CPU time is charged to the calling task as debt.
+        """
         tracer = self.kernel.tracer
         batch_size = s.batch or SHRINK_BATCH
         freeable = s.count_objects(sc)
-        yield sc.cost_ns
+        assert sc.task is not None
+        sc.task.debt += sc.cost_ns
         sc.cost_ns = 0
         if freeable == 0 or freeable == SHRINK_EMPTY:
             return freeable
@@ -138,7 +142,7 @@ class Vmscan:
             sc.nr_to_scan = nr_to_scan
             sc.nr_scanned = nr_to_scan
             ret = s.scan_objects(sc)
-            yield sc.cost_ns
+            sc.task.debt += sc.cost_ns
             sc.cost_ns = 0
             if ret == SHRINK_STOP:
                 break
@@ -155,14 +159,14 @@ class Vmscan:
             tracer.mm_shrink_slab_end(sc.cpu, s, freed, nr, s.nr_deferred, total_scan)
         return freed
 
-    def shrink_slab(self, task: Task, gfp: int, priority: int) -> Generator[Any, Any, int]:
+    def shrink_slab(self, task: Task, gfp: int, priority: int) -> int:
         """shrink_slab() for the root memcg of node 0."""
         assert task.cpu is not None
         freed = 0
         self.stats["shrink_slab_calls"] += 1
         for s in self.shrinkers:
             sc = ShrinkControl(gfp, task.cpu, task)
-            ret = yield from self.do_shrink_slab(sc, s, priority)
+            ret = self.do_shrink_slab(sc, s, priority)
             if ret == SHRINK_EMPTY:
                 ret = 0
             freed += ret
@@ -170,8 +174,9 @@ class Vmscan:
 
     def shrink_node(self, task: Task, gfp: int, priority: int) -> Generator[Any, Any, int]:
         """shrink_node(): LRU lists (empty here) then slab; returns pages reclaimed."""
-        yield self.shrink_node_ns
-        yield from self.shrink_slab(task, gfp, priority)
+        task.debt += self.shrink_node_ns
+        self.shrink_slab(task, gfp, priority)
+        yield 0  # the pass's CPU time elapses before the next one starts
         # reclaim_state->reclaimed_slab: slab pages the shrinkers freed
         # synchronously.  The kvfree_rcu shrinker frees none.
         return 0

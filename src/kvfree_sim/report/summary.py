@@ -1,0 +1,232 @@
+"""summary.md: what a comparison's runs show, in sentences generated from the numbers.
+
+Every statement is computed from the rows and the per-variant statistics:
+which variants take longer or vary more than the baseline (the first variant
+given), how many runs ended in OOM, and which of the explaining counters
+differ most.  The mechanism sentences are templates filled from counter
+differences; a template is used only when its counters say it applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from .tables import EXPLAINING_METRICS, Metric, Row, VariantStats, completion_s
+
+#: medians closer than this (relative) are "about the same"
+SAME_TIME = 0.02
+#: a variant "varies more" when its relative spread is this many times the baseline's ...
+MORE_SPREAD = 1.5
+#: ... and the spreads differ by more than this share of the baseline median
+MIN_SPREAD_DIFF = 0.01
+#: how many of the explaining counters the summary lists per variant
+TOP_COUNTERS = 3
+
+
+@dataclass(frozen=True)
+class Context:
+    """What was compared, for the summary's first lines."""
+
+    cpus: int
+    memory: str
+    bootargs: str
+    runs: int
+    seeds: Sequence[int]
+
+
+def _num(v: float | None, digits: int = 0) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:,.{digits}f}"
+
+
+def _pct(a: float, b: float) -> str:
+    return f"{(a - b) / b * 100:+.0f}%" if b else "n/a"
+
+
+def _spread(s: VariantStats) -> float | None:
+    """max - min completion time (s), None with fewer than two timed runs."""
+    if s.time_min_s is None or s.time_max_s is None:
+        return None
+    return s.time_max_s - s.time_min_s
+
+
+# -- outcomes ----------------------------------------------------------------------------
+
+
+def outcome_line(s: VariantStats) -> str:
+    """'v: 8 of 10 runs completed, 1 OOM-killed, 1 panicked (OOM), 0 other'."""
+    return (f"- **{s.variant}**: {s.completed} of {s.runs} runs completed cleanly, "
+            f"{s.oom_killed} completed after the OOM killer ran, {s.oom_panic} panicked (OOM), "
+            f"{s.other} other (timeout, ENOMEM, invariant violation or error)")
+
+
+def oom_sentence(stats: Sequence[VariantStats]) -> str:
+    """The OOM counts in one sentence."""
+    hit = [s for s in stats if s.oom_killed or s.oom_panic]
+    if not hit:
+        return "No run of any variant hit the OOM killer or panicked."
+    parts = [f"{s.variant} {s.oom_killed + s.oom_panic} of {s.runs}" for s in hit]
+    return "Runs that ended in or went through OOM: " + ", ".join(parts) + "."
+
+
+# -- completion time ---------------------------------------------------------------------------
+
+
+def paired(rows: Sequence[Row], variant: str, base: str) -> tuple[int, int]:
+    """(seeds on which ``variant`` was slower than ``base``, seeds where both have a time)."""
+    def times(v: str) -> dict[int, float]:
+        return {r["seed"]: t for r in rows if r["variant"] == v and (t := completion_s(r)) is not None}
+
+    a, b = times(variant), times(base)
+    both = a.keys() & b.keys()
+    return sum(a[s] > b[s] for s in both), len(both)
+
+
+def time_line(s: VariantStats) -> str:
+    """A variant's completion times."""
+    if s.time_median_s is None:
+        return f"- **{s.variant}**: no run printed a completion time."
+    return (f"- **{s.variant}**: median {_num(s.time_median_s, 3)} s "
+            f"(min {_num(s.time_min_s, 3)}, max {_num(s.time_max_s, 3)}, spread {_num(_spread(s), 3)} s)")
+
+
+def _longer_phrase(s: VariantStats, base: VariantStats) -> str:
+    a, b = s.time_median_s, base.time_median_s
+    assert a is not None and b is not None
+    if abs(a - b) <= SAME_TIME * b:
+        word = "takes about as long as"
+    else:
+        word = "takes longer than" if a > b else "is faster than"
+    return f"{s.variant} {word} {base.variant}: median {_num(a, 3)} s vs {_num(b, 3)} s ({_pct(a, b)})"
+
+
+def _varies_phrase(s: VariantStats, base: VariantStats) -> str:
+    sa, sb = _spread(s), _spread(base)
+    if sa is None or sb is None or not base.time_median_s:
+        return ""
+    more = sa > MORE_SPREAD * sb and sa - sb > MIN_SPREAD_DIFF * base.time_median_s
+    less = sb > MORE_SPREAD * sa and sb - sa > MIN_SPREAD_DIFF * base.time_median_s
+    word = "varies more" if more else "varies less" if less else "varies about as much"
+    return f"; it {word} (spread {_num(sa, 3)} s vs {_num(sb, 3)} s)"
+
+
+def comparison_line(s: VariantStats, base: VariantStats, rows: Sequence[Row]) -> str:
+    """How one variant's completion time compares with the baseline's, seed by seed too."""
+    if s.time_median_s is None or base.time_median_s is None:
+        return f"- {s.variant} vs {base.variant}: not comparable, one of them has no completed run."
+    slower, both = paired(rows, s.variant, base.variant)
+    seeds = f", slower on {slower} of {both} seeds" if both else ""
+    return f"- {_longer_phrase(s, base)}{seeds}{_varies_phrase(s, base)}."
+
+
+def extremes_line(stats: Sequence[VariantStats]) -> str:
+    """Which variant is slowest and which varies most."""
+    timed = [s for s in stats if s.time_median_s is not None]
+    if len(timed) < 2:
+        return ""
+    slow = max(timed, key=lambda s: s.time_median_s or 0.0)
+    wide = max(timed, key=lambda s: _spread(s) or 0.0)
+    return (f"Slowest median: {slow.variant} ({_num(slow.time_median_s, 3)} s). "
+            f"Widest spread: {wide.variant} ({_num(_spread(wide), 3)} s).")
+
+
+# -- counters -------------------------------------------------------------------------------
+
+
+def _rel_diff(a: float | None, b: float | None) -> float:
+    """|a - b| relative to the larger of the two (0 when both are 0 or unknown)."""
+    if a is None or b is None:
+        return 0.0
+    big = max(abs(a), abs(b))
+    return abs(a - b) / big if big else 0.0
+
+
+def top_differences(s: VariantStats, base: VariantStats, n: int = TOP_COUNTERS) -> list[Metric]:
+    """The explaining metrics that differ most from the baseline (relative), largest first."""
+    diffs = [(m, _rel_diff(s.counters.get(m.key), base.counters.get(m.key))) for m in EXPLAINING_METRICS]
+    diffs = [(m, d) for m, d in diffs if d > 0]
+    diffs.sort(key=lambda md: -md[1])
+    return [m for m, _ in diffs[:n]]
+
+
+def _metric_value(s: VariantStats, m: Metric) -> str:
+    v = s.counters.get(m.key)
+    return _num(v, 1 if m.unit else 0) + (f" {m.unit}" if m.unit else "")
+
+
+def differences_line(s: VariantStats, base: VariantStats) -> str:
+    """'v differs most in: X (a vs b), ...'."""
+    top = top_differences(s, base)
+    if not top:
+        return f"- {s.variant}: the explaining counters are the same as {base.variant}'s."
+    parts = [f"{m.label} ({_metric_value(s, m)} vs {_metric_value(base, m)})" for m in top]
+    return f"- {s.variant} differs most from {base.variant} in: " + "; ".join(parts) + "."
+
+
+def _c(s: VariantStats, key: str) -> float:
+    return s.counters.get(key) or 0.0
+
+
+def mechanism_sentences(s: VariantStats, base: VariantStats) -> list[str]:
+    """Templated explanations, each used only when the counters it names differ."""
+    out = []
+    if _c(s, "drained_pages") != _c(base, "drained_pages"):
+        out.append(
+            f"{s.variant}'s shrinker drained {_num(_c(s, 'drained_pages'))} cached pages per run "
+            f"vs {_num(_c(base, 'drained_pages'))}; its refill worker ran {_num(_c(s, 'fill_runs'))} times "
+            f"for {_num(_c(s, 'fill_pages'))} pages (vs {_num(_c(base, 'fill_runs'))} runs, "
+            f"{_num(_c(base, 'fill_pages'))} pages), and {_num(_c(s, 'refill_drained_unused'))} refilled pages "
+            f"were drained again before any kvfree_rcu() call used them.")
+    if _c(s, "refill_drained_unused") > 0 and _c(s, "shrink_scan") > 0:
+        out.append(
+            f"In {s.variant} the shrinker and the refill worker work against each other: "
+            f"{_num(_c(s, 'refill_drained_unused'))} of {_num(_c(s, 'fill_pages'))} refilled pages per run "
+            f"went from the allocator to the cache and back unused, over {_num(_c(s, 'shrink_scan'))} scans.")
+    for key, template in (
+        ("mm_thread_direct_reclaim_ns", "the kfree threads spent {a} ms per run in direct reclaim vs {b} ms"),
+        ("sched_highpri_held_kfree_cpus_ns",
+         "highpri kworkers (the refill work runs on system_highpri_wq) held the kfree threads' CPUs "
+         "for {a} ms per run vs {b} ms"),
+        ("head_fallback", "{a} objects per run fell back to the rcu_head list (no cached page at hand) vs {b}"),
+    ):
+        a, b = _c(s, key), _c(base, key)
+        if _rel_diff(a, b) > SAME_TIME:
+            digits = 0 if key == "head_fallback" else 1
+            out.append(f"In {s.variant} " + template.format(a=_num(a, digits), b=_num(b, digits)) + ".")
+    return out
+
+
+# -- the document -------------------------------------------------------------------------------
+
+
+def _header(ctx: Context, base: str) -> list[str]:
+    seeds = f"{min(ctx.seeds)}..{max(ctx.seeds)}" if ctx.seeds else "none"
+    return [
+        "# kvfree-sim compare: summary", "",
+        f"{ctx.cpus} CPUs, {ctx.memory} memory, boot parameters `{ctx.bootargs}`; "
+        f"{ctx.runs} runs per variant with seeds {seeds}, the same seeds for every variant.",
+        f"Comparisons are against the first variant given, **{base}**; counters are medians per run.",
+        "These are the model's results, not measurements of a kernel.", "",
+    ]
+
+
+def summary_markdown(rows: Sequence[Row], stats: Sequence[VariantStats], ctx: Context) -> str:
+    """The whole summary.md text."""
+    base = stats[0]
+    others = stats[1:]
+    lines = _header(ctx, base.variant)
+    lines += ["## Outcomes", "", *map(outcome_line, stats), "", oom_sentence(stats), ""]
+    lines += ["## Completion time", "", *map(time_line, stats), ""]
+    lines += [comparison_line(s, base, rows) for s in others]
+    ext = extremes_line(stats)
+    lines += ["", ext, ""] if ext else [""]
+    if others:
+        lines += ["## What differs, and why", ""]
+        lines += [differences_line(s, base) for s in others]
+        lines.append("")
+        for s in others:
+            lines += [f"- {m}" for m in mechanism_sentences(s, base)]
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
