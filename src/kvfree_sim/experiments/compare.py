@@ -25,9 +25,9 @@ import inspect
 import json
 import os
 import sys
-import tempfile
 import time
 import traceback
+import uuid
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -179,11 +179,26 @@ def run_all(plan: Plan, executor: Executor, progress: "Progress") -> list[RunOut
             outputs[futures[fut]] = out
             progress.done(out)
     except BaseException:
-        for fut in futures:
-            fut.cancel()
-        executor.shutdown(wait=False, cancel_futures=True)
+        stop_executor(executor)
         raise
     return [o for o in outputs if o is not None]
+
+
+def stop_executor(executor: Executor) -> None:
+    """Cancel the runs not started and end the running ones: Ctrl-C must not wait for them.
+
+    A process pool's workers are terminated (through its private process
+    table, the only way before Python 3.14's terminate_workers()); other
+    executors are shut down without waiting.
+    """
+    terminate = getattr(executor, "terminate_workers", None)
+    if callable(terminate):
+        terminate()
+        return
+    procs = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        proc.terminate()
 
 
 # -- progress ------------------------------------------------------------------------------------
@@ -237,8 +252,13 @@ class Progress:
 
 @contextmanager
 def atomic_file(path: Path, binary: bool = False) -> Iterator[IO[Any]]:
-    """Write ``path`` through a temporary file in the same directory, renamed when complete."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``path`` through a temporary file in the same directory, renamed when complete.
+
+    The temporary file is made with the usual mode (0666 less the umask), not
+    mkstemp's 0600, so the result reads like any file the user writes.
+    """
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
             yield f
@@ -337,8 +357,11 @@ def cmd_compare(args: argparse.Namespace, executor_factory: Callable[[int], Exec
     with output_dir(plan.out):
         try:
             progress.start(plan.jobs)
-            with executor_factory(plan.jobs) as executor:
+            executor = executor_factory(plan.jobs)
+            try:
                 outputs = run_all(plan, executor, progress)
+            finally:
+                executor.shutdown(wait=True)
         except KeyboardInterrupt:
             print("\nkvfree-sim: compare interrupted; nothing written", file=progress.stream)
             raise

@@ -93,11 +93,16 @@ class ConfigKey:
         """The configuration without its variant (to compare variants)."""
         return (self.smp, self.mem_mb, self.nthreads, self.loops, self.alloc_num, self.kfree_mult, self.holdoff)
 
-    def describe(self) -> str:
+    def describe(self, variant: bool = True, memory: bool = True) -> str:
+        """``upstream (v6.1) smp=2 mem=64M nthreads=16 ...``, optionally without variant or memory."""
         name = f"{self.label} ({self.variant})" if self.label and self.label != self.variant else self.variant
-        hold = "" if self.holdoff is None else f" holdoff={self.holdoff}"
-        return (f"{name} smp={self.smp} mem={self.mem_mb}M nthreads={self.nthreads} loops={self.loops} "
-                f"alloc_num={self.alloc_num} kfree_mult={self.kfree_mult}{hold}")
+        parts = [name] if variant else []
+        parts += [f"smp={self.smp}"] + ([f"mem={self.mem_mb}M"] if memory else [])
+        parts += [f"nthreads={self.nthreads}", f"loops={self.loops}", f"alloc_num={self.alloc_num}",
+                  f"kfree_mult={self.kfree_mult}"]
+        if self.holdoff is not None:
+            parts.append(f"holdoff={self.holdoff}")
+        return " ".join(parts)
 
     def as_dict(self) -> dict:
         return {"variant": self.variant, "label": self.label, "smp": self.smp, "mem_mb": self.mem_mb,

@@ -179,8 +179,14 @@ class Rcu:
             self._accelerate()
         if self.qs_pending:
             for cid in sorted(self.qs_pending):
-                if cpus[cid].curr is None and not self.cbs[cid]:
+                cpu = cpus[cid]
+                curr = cpu.curr
+                if curr is None and not self.cbs[cid]:
                     continue  # dyntick-idle, no tick: left to the FQS scan
+                if curr is not None and (curr.preempt_off or curr.irqs_off):
+                    # rcu_flavor_sched_clock_irq(): preemption disabled (or the
+                    # tick held off by irqs-off) is no quiescent state.
+                    continue
                 if self.noticed[cid]:
                     self._report_qs(cid)
                 else:

@@ -42,7 +42,10 @@ def _num(v: float | None, digits: int = 0) -> str:
 
 
 def _pct(a: float, b: float) -> str:
-    return f"{(a - b) / b * 100:+.0f}%" if b else "n/a"
+    if not b:
+        return "n/a"
+    pct = round((a - b) / b * 100)
+    return f"{pct:+d}%" if pct else "0%"
 
 
 def _spread(s: VariantStats) -> float | None:
@@ -57,7 +60,7 @@ def _spread(s: VariantStats) -> float | None:
 
 def outcome_line(s: VariantStats) -> str:
     """'v: 8 of 10 runs completed, 1 OOM-killed, 1 panicked (OOM), 0 other'."""
-    return (f"- **{s.variant}**: {s.completed} of {s.runs} runs completed cleanly, "
+    return (f"- **{s.variant}**: {s.completed} of {s.runs} runs completed, "
             f"{s.oom_killed} completed after the OOM killer ran, {s.oom_panic} panicked (OOM), "
             f"{s.other} other (timeout, ENOMEM, invariant violation or error)")
 
@@ -74,14 +77,14 @@ def oom_sentence(stats: Sequence[VariantStats]) -> str:
 # -- completion time ---------------------------------------------------------------------------
 
 
-def paired(rows: Sequence[Row], variant: str, base: str) -> tuple[int, int]:
-    """(seeds on which ``variant`` was slower than ``base``, seeds where both have a time)."""
+def paired(rows: Sequence[Row], variant: str, base: str) -> tuple[int, int, int]:
+    """Seed by seed: (slower, faster, both timed) of ``variant`` against ``base``."""
     def times(v: str) -> dict[int, float]:
         return {r["seed"]: t for r in rows if r["variant"] == v and (t := completion_s(r)) is not None}
 
     a, b = times(variant), times(base)
     both = a.keys() & b.keys()
-    return sum(a[s] > b[s] for s in both), len(both)
+    return sum(a[s] > b[s] for s in both), sum(a[s] < b[s] for s in both), len(both)
 
 
 def time_line(s: VariantStats) -> str:
@@ -116,8 +119,8 @@ def comparison_line(s: VariantStats, base: VariantStats, rows: Sequence[Row]) ->
     """How one variant's completion time compares with the baseline's, seed by seed too."""
     if s.time_median_s is None or base.time_median_s is None:
         return f"- {s.variant} vs {base.variant}: not comparable, one of them has no completed run."
-    slower, both = paired(rows, s.variant, base.variant)
-    seeds = f", slower on {slower} of {both} seeds" if both else ""
+    slower, faster, both = paired(rows, s.variant, base.variant)
+    seeds = f"; seed by seed slower on {slower} and faster on {faster} of {both}" if both else ""
     return f"- {_longer_phrase(s, base)}{seeds}{_varies_phrase(s, base)}."
 
 
@@ -127,9 +130,11 @@ def extremes_line(stats: Sequence[VariantStats]) -> str:
     if len(timed) < 2:
         return ""
     slow = max(timed, key=lambda s: s.time_median_s or 0.0)
+    text = f"Slowest median: {slow.variant} ({_num(slow.time_median_s, 3)} s)."
     wide = max(timed, key=lambda s: _spread(s) or 0.0)
-    return (f"Slowest median: {slow.variant} ({_num(slow.time_median_s, 3)} s). "
-            f"Widest spread: {wide.variant} ({_num(_spread(wide), 3)} s).")
+    if _spread(wide):
+        text += f" Widest spread: {wide.variant} ({_num(_spread(wide), 3)} s)."
+    return text
 
 
 # -- counters -------------------------------------------------------------------------------
@@ -169,21 +174,24 @@ def _c(s: VariantStats, key: str) -> float:
     return s.counters.get(key) or 0.0
 
 
+def _drain_sentence(s: VariantStats, base: VariantStats) -> str:
+    """The shrinker's drains against the refill worker's work."""
+    unused = _c(s, "refill_drained_unused")
+    text = (f"{s.variant}'s shrinker drained {_num(_c(s, 'drained_pages'))} cached pages per run over "
+            f"{_num(_c(s, 'shrink_scan'))} scans, vs {_num(_c(base, 'drained_pages'))} for {base.variant}; "
+            f"its refill worker ran {_num(_c(s, 'fill_runs'))} times for {_num(_c(s, 'fill_pages'))} pages "
+            f"(vs {_num(_c(base, 'fill_runs'))} runs, {_num(_c(base, 'fill_pages'))} pages)")
+    if unused:
+        text += (f", and {_num(unused)} of the refilled pages were drained again before any kvfree_rcu() "
+                 f"call used them: the refill worker and the shrinker undo each other's work")
+    return text + "."
+
+
 def mechanism_sentences(s: VariantStats, base: VariantStats) -> list[str]:
     """Templated explanations, each used only when the counters it names differ."""
     out = []
     if _c(s, "drained_pages") != _c(base, "drained_pages"):
-        out.append(
-            f"{s.variant}'s shrinker drained {_num(_c(s, 'drained_pages'))} cached pages per run "
-            f"vs {_num(_c(base, 'drained_pages'))}; its refill worker ran {_num(_c(s, 'fill_runs'))} times "
-            f"for {_num(_c(s, 'fill_pages'))} pages (vs {_num(_c(base, 'fill_runs'))} runs, "
-            f"{_num(_c(base, 'fill_pages'))} pages), and {_num(_c(s, 'refill_drained_unused'))} refilled pages "
-            f"were drained again before any kvfree_rcu() call used them.")
-    if _c(s, "refill_drained_unused") > 0 and _c(s, "shrink_scan") > 0:
-        out.append(
-            f"In {s.variant} the shrinker and the refill worker work against each other: "
-            f"{_num(_c(s, 'refill_drained_unused'))} of {_num(_c(s, 'fill_pages'))} refilled pages per run "
-            f"went from the allocator to the cache and back unused, over {_num(_c(s, 'shrink_scan'))} scans.")
+        out.append(_drain_sentence(s, base))
     for key, template in (
         ("mm_thread_direct_reclaim_ns", "the kfree threads spent {a} ms per run in direct reclaim vs {b} ms"),
         ("sched_highpri_held_kfree_cpus_ns",
