@@ -57,7 +57,7 @@ from typing import Callable, Sequence
 
 from ..config import ConfigError
 from ..core.costs import COSTS, MachineProfile
-from .realdata import ConfigKey, RealData, RealRun
+from .realdata import ConfigKey, RealData
 from .validate import (
     EXIT_OK,
     TARGET_COUNTERS,
@@ -70,6 +70,7 @@ from .validate import (
     load_data,
     make_executor,
     resolve_profile,
+    run_config,
     simulate_points,
 )
 
@@ -312,8 +313,10 @@ def make_fit(args: argparse.Namespace, executor: Executor) -> Fit:
     base = resolve_profile(args.profile, args.runs_csv)
     keys = select_configs(data, args.configs)
     seeds = list(range(args.seed_base, args.seed_base + args.runs))
-    return Fit(data, base, parse_groups(args.groups), keys, seeds,
-               args.max_seconds or default_max_seconds(data), executor)
+    max_seconds = args.max_seconds or default_max_seconds(data)
+    for k in keys:
+        run_config(k, seeds[0], max_seconds, base.name)  # bad configurations fail before any run
+    return Fit(data, base, parse_groups(args.groups), keys, seeds, max_seconds, executor)
 
 
 def cmd_calibrate(args: argparse.Namespace, executor: Executor | None = None) -> int:

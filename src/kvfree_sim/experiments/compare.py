@@ -7,7 +7,8 @@ not from luck), prints a table per variant and writes to ``--out``:
 
 - ``runs.csv``, ``runs.json``: one row per run (see :mod:`kvfree_sim.report.tables`);
 - ``completion.png``: every run's completion time, per variant and per seed;
-- ``timeline.png``: one run per variant (the first seed) over time;
+- ``timeline.png``: one run per variant (the first seed) over time, and its
+  data in ``timeline.json`` when the model recorded samples;
 - ``summary.md``: what the runs show, generated from the numbers.
 
 The runs go to a :class:`concurrent.futures.Executor`: a process pool over the
@@ -168,16 +169,22 @@ def run_all(plan: Plan, executor: Executor, progress: "Progress") -> list[RunOut
     On an exception or Ctrl-C the runs not started yet are cancelled and the
     exception goes on up.
     """
-    futures: dict[Future[RunOutput], int] = {}
+    outputs: list[RunOutput | None] = [None] * len(plan.configs)
+    pending: dict[Future[RunOutput], int] = {}
+
+    def collect(fut: Future[RunOutput], i: int) -> None:
+        outputs[i] = fut.result()
+        progress.done(outputs[i])  # type: ignore[arg-type]
+
     try:
         for i, cfg in enumerate(plan.configs):
-            sample_ns = plan.sample_ns if plan.sampled(cfg) else None
-            futures[executor.submit(run_one, cfg, sample_ns)] = i
-        outputs: list[RunOutput | None] = [None] * len(plan.configs)
-        for fut in as_completed(futures):
-            out = fut.result()
-            outputs[futures[fut]] = out
-            progress.done(out)
+            fut = executor.submit(run_one, cfg, plan.sample_ns if plan.sampled(cfg) else None)
+            if fut.done():  # an in-process executor ran it already: report it now, not at the end
+                collect(fut, i)
+            else:
+                pending[fut] = i
+        for fut in as_completed(pending):
+            collect(fut, pending[fut])
     except BaseException:
         stop_executor(executor)
         raise
@@ -310,6 +317,8 @@ def write_outputs(plan: Plan, outputs: Sequence[RunOutput], report: dict[str, An
         "completion.png": lambda f: completion_plot(rows, plan.variants, f, title=_title(plan)),
         "timeline.png": lambda f: timeline_plot(samples, f, title=_title(plan), why_empty=_timeline_why()),
     }
+    if any(samples.values()):
+        writers["timeline.json"] = lambda f: json.dump({"seed": plan.seeds[0], "samples": samples}, f)
     written = []
     for name, write in writers.items():
         path = plan.out / name

@@ -286,13 +286,14 @@ def summarize(comparisons: Sequence[Comparison]) -> list[MetricSummary]:
     """Median and worst |error| per metric over the configurations."""
     out = []
     metrics = comparisons[0].metrics() if comparisons else []
+    names = short_names([c.key for c in comparisons])
     for metric in metrics:
         errs = [(abs(e), c) for c in comparisons if (e := c.error(metric)) is not None]
         missing = sum(1 for c in comparisons if c.missing(metric))
         med = statistics.median(e for e, _ in errs) if errs else None
         worst = max(errs, key=lambda ec: ec[0]) if errs else None
         out.append(MetricSummary(metric, len(errs), med, worst[0] if worst else None,
-                                 worst[1].key.describe() if worst else None, missing,
+                                 names[worst[1].key] if worst else None, missing,
                                  _verdict(metric, med, worst[0] if worst else None, missing)))
     return out
 
@@ -309,12 +310,13 @@ def same_order(measured: float | None, simulated: float | None) -> bool | None:
 def order_checks(comparisons: Sequence[Comparison]) -> list[dict]:
     """Shrinker calls: of the same order as measured, in every configuration with counters."""
     out = []
+    names = short_names([c.key for c in comparisons])
     for c in comparisons:
         for name in ORDER_COUNTERS:
             if name in c.measured.values:
                 ok = same_order(c.measured.values[name], c.simulated.values[name])
                 if ok is not None:
-                    out.append({"configuration": c.key.describe(), "counter": name, "same_order": ok,
+                    out.append({"configuration": names[c.key], "counter": name, "same_order": ok,
                                 "measured": c.measured.values[name], "simulated": c.simulated.values[name]})
     return out
 
@@ -382,11 +384,12 @@ def variant_order(groups: dict[ConfigKey, tuple[list[RealRun], list[SimRun]]]) -
     for key in groups:
         by_config.setdefault(key.without_variant(), []).append(key)
     pairs = []
+    names = short_names(list(groups), variant=False)
     for keys in by_config.values():
         keys = sorted(keys, key=lambda k: k.variant)
         for i, a in enumerate(keys):
             for b in keys[i + 1:]:
-                pairs += _order_pairs(a, b, groups)
+                pairs += _order_pairs(a, b, groups, names[a])
     variants = sorted({k.variant for k in groups})
     if len(variants) < 2:
         return {"checked": False, "reason": "only one variant in the data", "pairs": []}
@@ -394,12 +397,12 @@ def variant_order(groups: dict[ConfigKey, tuple[list[RealRun], list[SimRun]]]) -
     return {"checked": bool(agree), "pairs": pairs, "agree": sum(agree), "compared": len(agree)}
 
 
-def _order_pairs(a: ConfigKey, b: ConfigKey, groups: dict) -> list[dict]:
+def _order_pairs(a: ConfigKey, b: ConfigKey, groups: dict, name: str) -> list[dict]:
     (ma, sa), (mb, sb) = groups[a], groups[b]
     out = []
     for metric, fn in (("time", _time_order), ("oom_share", _oom_order)):
         m, s = fn(ma, mb), fn(sa, sb)
-        out.append({"configuration": a.describe(variant=False), "variants": [a.variant, b.variant], "metric": metric,
+        out.append({"configuration": name, "variants": [a.variant, b.variant], "metric": metric,
                     "measured": m, "simulated": s, "agree": None if m is None or s is None else m == s})
     return out
 
@@ -481,13 +484,23 @@ def build_validation(data: RealData, profile_name: str, points: Sequence[SimPoin
 # -- text ---------------------------------------------------------------------------------
 
 
+def short_names(keys: Sequence[ConfigKey], variant: bool = True) -> dict[ConfigKey, str]:
+    """Each configuration named by the fields that differ between ``keys`` only."""
+    fields = [("variant", "{}")] if variant else []
+    fields += [("smp", "smp={}"), ("mem_mb", "mem={}M"), ("nthreads", "nthreads={}"), ("loops", "loops={}"),
+               ("alloc_num", "alloc_num={}"), ("kfree_mult", "kfree_mult={}"), ("holdoff", "holdoff={}")]
+    varying = [(f, fmt) for f, fmt in fields if len({getattr(k, f) for k in keys}) > 1]
+    varying = varying or [("mem_mb", "mem={}M")]
+    return {k: " ".join(fmt.format(getattr(k, f)) for f, fmt in varying) for k in keys}
+
+
 def _fmt(metric: str, v: float | None) -> str:
     if v is None:
         return "-"
     if metric == "oom_share":
         return f"{v:.0%}"
     if metric == "time_s":
-        return f"{v:.2f}"
+        return f"{v:.4g}"
     return f"{v:.0f}" if abs(v) >= 100 or v == int(v) else f"{v:.1f}"
 
 
@@ -528,13 +541,13 @@ def _target_text(metric: str) -> str:
 
 def format_summary(summary: Sequence[MetricSummary]) -> list[str]:
     """One line per metric: median and worst |error| over the configurations."""
-    lines = [f"   {'metric':<18} {'configs':>7} {'median':>9} {'worst':>9}  {'target':<28} worst configuration"]
+    lines = [f"   {'metric':<18} {'configs':>7} {'median':>9} {'worst':>9}  {'target':<33} worst configuration"]
     for s in summary:
         med = "-" if s.median is None else _fmt_err(s.metric, s.median).lstrip("+")
         worst = "-" if s.worst is None else _fmt_err(s.metric, s.worst).lstrip("+")
         target = f"{_target_text(s.metric)} {s.verdict}".strip()
         miss = f" ({s.missing} without a simulated value)" if s.missing else ""
-        lines.append(f"   {_label(s.metric):<18} {s.configs:>7} {med:>9} {worst:>9}  {target:<28} "
+        lines.append(f"   {_label(s.metric):<18} {s.configs:>7} {med:>9} {worst:>9}  {target:<33} "
                      f"{s.worst_config or ''}{miss}")
     return lines
 

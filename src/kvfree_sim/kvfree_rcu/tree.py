@@ -7,14 +7,20 @@ read in the same order, so each can be checked against the kernel's code
 (:mod:`kvfree_sim.kvfree_rcu.variants`) subclass :class:`KvfreeRcu` and
 override exactly the functions their patch touches.
 
-Objects are counted, not represented one by one:
+Objects and pages are counted, not represented one by one:
 
-* a bulk page (``struct kvfree_rcu_bulk_data``) is a :class:`BulkPage` holding
-  ``nr_records`` objects;
+* a chain of bulk pages (``bkvhead[i]``, ``struct kvfree_rcu_bulk_data``
+  linked by ``->next``) is a :class:`BulkChain`: its number of pages and the
+  ``nr_records`` of its newest page - every older page is full
+  (``KVFREE_BULK_MAX_ENTR`` records), because a new page is attached only
+  when the current one is full;
+* the page cache (``bkvcache``, an llist: last in, first out) is a short list
+  of flags, one per cached page, saying whether the refill worker put it there
+  and it has not been used yet;
 * the rcu_head list (channel 3) is a list of :class:`ObjRun`, each a run of
   objects linked one after the other.
 
-Every page and run carries ``snap``, the ``rcu_seq_snap()`` of the moment its
+Every chain and run carries ``snap``, the ``rcu_seq_snap()`` of the moment its
 last object was queued: the grace-period sequence number that must be reached
 before any of its objects may be freed (:mod:`kvfree_sim.checks`).
 
@@ -53,19 +59,22 @@ FREE_N_CHANNELS = 2
 OWNER = "kvfree_rcu"
 
 
-class BulkPage:
-    """``struct kvfree_rcu_bulk_data``: one page of object pointers."""
+class BulkChain:
+    """``bkvhead[i]``: a chain of ``struct kvfree_rcu_bulk_data`` pages, newest first."""
 
-    __slots__ = ("nr_records", "next", "snap", "pending_gp_bug", "freed", "origin", "fresh")
+    __slots__ = ("pages", "head_records", "snap", "pending_gp_bug", "freed", "origin")
 
     def __init__(self) -> None:
-        self.nr_records = 0
-        self.next: BulkPage | None = None
+        self.pages = 0
+        self.head_records = 0  # nr_records of the newest page; older pages are full
         self.snap = 0
         self.pending_gp_bug = False  # attached to a krwp whose rcu_work was already queued
         self.freed = 0  # records freed so far (exactly-once check)
         self.origin: SlabCpu | None = None  # the slab its records came from
-        self.fresh = False  # put in the cache by the refill worker, not used yet
+
+    @property
+    def nr_records(self) -> int:
+        return (self.pages - 1) * KVFREE_BULK_MAX_ENTR + self.head_records if self.pages else 0
 
 
 class ObjRun:
@@ -89,7 +98,7 @@ class KfreeRcuCpuWork:
     def __init__(self, krcp: "KfreeRcuCpu", func: Callable[..., Generator[Any, Any, None]], i: int) -> None:
         self.rcu_work = RcuWork(func, "kfree_rcu_work", self)
         self.head_free: list[ObjRun] | None = None
-        self.bkvhead_free: list[BulkPage | None] = [None] * FREE_N_CHANNELS
+        self.bkvhead_free: list[BulkChain | None] = [None] * FREE_N_CHANNELS
         self.krcp = krcp
 
 
@@ -99,7 +108,7 @@ class KfreeRcuCpu:
     def __init__(self, kv: "KvfreeRcu", cpu: Cpu) -> None:
         self.cpu = cpu
         self.head: list[ObjRun] | None = None
-        self.bkvhead: list[BulkPage | None] = [None] * FREE_N_CHANNELS
+        self.bkvhead: list[BulkChain | None] = [None] * FREE_N_CHANNELS
         self.krw_arr = [KfreeRcuCpuWork(self, kv.kfree_rcu_work, i) for i in range(KFREE_N_BATCHES)]
         self.monitor_work = DelayedWork(kv.kfree_rcu_monitor_work, "kfree_rcu_monitor", self)
         self.monitor_todo = False
@@ -109,7 +118,7 @@ class KfreeRcuCpu:
         self.backoff_page_cache_fill = False
         self.work_in_progress = False
         self.hrtimer = HrTimer(cpu, kv.schedule_page_work_fn, "schedule_page_work_fn")
-        self.bkvcache: list[BulkPage] = []
+        self.bkvcache: list[bool] = []  # per cached page: put there by the refill worker, unused
         self.nr_bkv_objs = 0
 
     def lock(self, ctx: Cpu) -> None:
@@ -124,7 +133,7 @@ class KfreeRcuCpu:
     def bulk_room(self) -> int:
         """Free slots in the channel-0 page being filled (0: none, or full)."""
         b = self.bkvhead[0]
-        return 0 if b is None else KVFREE_BULK_MAX_ENTR - b.nr_records
+        return 0 if b is None else KVFREE_BULK_MAX_ENTR - b.head_records
 
 
 # Counters the instrumented 6.1 kernel of ../shared/calibration also counts.
@@ -195,25 +204,25 @@ class KvfreeRcu:
         return self.kernel.clock.hz // 50
 
     # -- page cache: get_cached_bnode() / put_cached_bnode() -------------------
+    # A page in flight is represented by its "fresh" flag only: True if the
+    # refill worker put it in the cache and nobody has used it since.
 
-    def get_cached_bnode(self, krcp: KfreeRcuCpu) -> BulkPage | None:
+    def get_cached_bnode(self, krcp: KfreeRcuCpu) -> bool:
+        """Take the page last put in the cache (llist_del_first()); False if empty."""
         if not krcp.nr_bkv_objs:
-            return None
+            return False
         krcp.nr_bkv_objs -= 1
+        krcp.bkvcache.pop()
         self.c["cache_hit"] += 1
-        return krcp.bkvcache.pop()
+        return True
 
-    def put_cached_bnode(self, krcp: KfreeRcuCpu, bnode: BulkPage) -> bool:
+    def put_cached_bnode(self, krcp: KfreeRcuCpu, fresh: bool = False) -> bool:
         # Check the limit.
         if krcp.nr_bkv_objs >= self.rcu_min_cached_objs:
             return False
-        krcp.bkvcache.append(bnode)
+        krcp.bkvcache.append(fresh)
         krcp.nr_bkv_objs += 1
         return True
-
-    def free_page(self, bnode: BulkPage) -> None:
-        """free_page((unsigned long) bnode)."""
-        self.free_pages(1)
 
     def free_pages(self, n: int) -> None:
         """``n`` free_page() calls."""
@@ -222,19 +231,18 @@ class KvfreeRcu:
         if self.kernel.tracer is not None:
             self.kernel.tracer.mm_page_free(n)
 
-    def get_free_page(self, task: Task, gfp: int) -> Generator[Any, Any, BulkPage | None]:
-        """__get_free_page(gfp) as a bulk block."""
+    def get_free_page(self, task: Task, gfp: int) -> Generator[Any, Any, bool]:
+        """__get_free_page(gfp) for a bulk block: True if a page came."""
         ok = yield from self.mm.alloc_pages(task, gfp, 0, OWNER)
         task.debt += self.page_alloc_ns
-        return self.new_bnode(task, gfp) if ok else None
+        if ok:
+            self.got_pages(task, gfp, 1)
+        return ok
 
-    def new_bnode(self, task: Task, gfp: int) -> BulkPage:
-        """A page the allocator just gave, as a ``struct kvfree_rcu_bulk_data``."""
-        self.c["pages_alloc"] += 1
-        b = BulkPage()
+    def got_pages(self, task: Task, gfp: int, n: int) -> None:
+        self.c["pages_alloc"] += n
         if self.kernel.tracer is not None:
-            self.kernel.tracer.mm_page_alloc(task, b, gfp)
-        return b
+            self.kernel.tracer.mm_page_alloc(task, n, gfp)
 
     # -- drain side: kfree_rcu_work() ---------------------------------------------
 
@@ -244,8 +252,8 @@ class KvfreeRcu:
         Per bulk page: ``kfree_bulk(nr_records, records)`` (``vfree()`` each for
         channel 1), then the page goes back to the cache if it has room
         (``put_cached_bnode()``), else ``free_page()``; then the rcu_head list,
-        object by object.  As one divisible burst: the pages of a chain after
-        its newest one are all full, so they form one run of identical steps.
+        object by object.  As one divisible burst: the newest page of a chain,
+        then its full pages as one run of identical steps.
         """
         krwp: KfreeRcuCpuWork = work.data
         krcp = krwp.krcp
@@ -262,20 +270,16 @@ class KvfreeRcu:
         worker.debt += self.lock_ns
         runs: list[tuple[int, int, Callable[[int], None]]] = []
         for i in range(FREE_N_CHANNELS):
-            pages: list[BulkPage] = []
-            b = bkvhead[i]
-            while b is not None:
-                pages.append(b)
-                b = b.next
-            if not pages:
+            chain = bkvhead[i]
+            if chain is None:
                 continue
-            self.inflight_pages += len(pages)
-            self.inflight_objects += sum(p.nr_records for p in pages)
+            self.inflight_pages += chain.pages
+            self.inflight_objects += chain.nr_records
             per_obj = self.kfree_bulk_ps if i == 0 else self.kfree_ps
-            freer = self._pages_freer(krcp, cpu, pages)
-            runs.append((1, self.work_page_ps + pages[0].nr_records * per_obj, freer))
-            if len(pages) > 1:
-                runs.append((len(pages) - 1, self.work_page_ps + KVFREE_BULK_MAX_ENTR * per_obj, freer))
+            freer = self._chain_freer(krcp, cpu, chain)
+            runs.append((1, self.work_page_ps + chain.head_records * per_obj, freer))
+            if chain.pages > 1:
+                runs.append((chain.pages - 1, self.work_page_ps + KVFREE_BULK_MAX_ENTR * per_obj, freer))
         for run in head or ():
             self.inflight_objects += run.n
             runs.append((run.n, self.kfree_ps, self._list_freer(run)))
@@ -284,37 +288,34 @@ class KvfreeRcu:
             while not seg.finished:
                 yield seg
 
-    def _pages_freer(self, krcp: KfreeRcuCpu, cpu: Cpu, pages: list[BulkPage]) -> Callable[[int], None]:
-        """Commit function freeing the next ``k`` pages of a detached chain, newest first."""
-        pos = [0]
+    def _chain_freer(self, krcp: KfreeRcuCpu, cpu: Cpu, chain: BulkChain) -> Callable[[int], None]:
+        """Commit function for the next ``k`` pages of a detached chain, newest first."""
+        done_pages = [0]
 
         def commit(k: int) -> None:
-            i = pos[0]
-            done = pages[i:i + k]
-            pos[0] = i + k
+            first = done_pages[0]
+            done_pages[0] = first + k
+            # kfree_bulk() of each page's records: the newest page holds
+            # head_records, every other one is full.
+            objects = k * KVFREE_BULK_MAX_ENTR
+            if first == 0:
+                objects -= KVFREE_BULK_MAX_ENTR - chain.head_records
             tracer = self.kernel.tracer
-            objects = 0
-            for b in done:
-                # kfree_bulk(b->nr_records, b->records)
-                if tracer is not None:
-                    tracer.rcu_invoke_kfree_bulk_callback(cpu, b.nr_records)
-                self.checks.free_objects(b, b.nr_records, "bulk page")
-                if b.origin is not None:
-                    b.origin.free(b.nr_records)
-                objects += b.nr_records
-                b.next = None
+            if tracer is not None:
+                tracer.rcu_invoke_kfree_bulk_callback(cpu, objects, k)
+            self.checks.free_objects(chain, objects, "bulk page")
+            if chain.origin is not None:
+                chain.origin.free(objects)
             self.c["objects_freed"] += objects
             self.inflight_objects -= objects
             self.inflight_pages -= k
             krcp.lock(cpu)
-            freed = 0
-            for b in done:
-                if self.put_cached_bnode(krcp, b):
-                    self.c["recycled_pages"] += 1
-                else:
-                    freed += 1
-            if freed:
-                self.free_pages(freed)
+            recycled = 0
+            while recycled < k and self.put_cached_bnode(krcp):
+                recycled += 1
+            self.c["recycled_pages"] += recycled
+            if k > recycled:
+                self.free_pages(k - recycled)
         return commit
 
     def _list_freer(self, run: ObjRun) -> Callable[[int], None]:
@@ -361,13 +362,12 @@ class KvfreeRcu:
                 self._ride(None, krcp.head)
             krcp.head = None
 
-    def _ride(self, b: BulkPage | None, runs: list[ObjRun] | None = None) -> None:
+    def _ride(self, b: BulkChain | None, runs: list[ObjRun] | None = None) -> None:
         """Objects attached to a batch whose rcu_work is already queued ride on
         its (older) grace period: the kernel's use-after-free, fixed by 5da7cb193db3."""
         self.c["pending_gp_attach"] += 1
-        while b is not None:
+        if b is not None:
             b.pending_gp_bug = True
-            b = b.next
         for r in runs or ():
             r.pending_gp_bug = True
 
@@ -437,30 +437,28 @@ class KvfreeRcu:
         nr_pages = self.fill_nr_pages(krcp)
         want = max(0, min(nr_pages, self.rcu_min_cached_objs - krcp.nr_bkv_objs + 1))
         fast = self.mm.alloc_fast(want, 0, self.fill_gfp, OWNER) if want else 0
-        i = 0
-        while i < nr_pages:
+        if fast:
+            self.got_pages(worker, self.fill_gfp, fast)
+            worker.debt += fast * self.page_alloc_ns
+        for _ in range(nr_pages):
             if fast:
                 fast -= 1
-                worker.debt += self.page_alloc_ns
-                bnode: BulkPage | None = self.new_bnode(worker, self.fill_gfp)
+                ok = True
             else:
-                bnode = yield from self.get_free_page(worker, self.fill_gfp)
-            i += 1
-            if bnode is None:
+                ok = yield from self.get_free_page(worker, self.fill_gfp)
+            if not ok:
                 self.c["fill_fail"] += 1
                 if self.fill_break_on_failure():
                     break
                 continue
             self.c["fill_pages"] += 1
-            bnode.fresh = True
             krcp.lock(cpu)
             worker.debt += self.lock_ns
-            if not self.put_cached_bnode(krcp, bnode):
-                self.free_page(bnode)
+            if not self.put_cached_bnode(krcp, fresh=True):
+                self.free_pages(1)
                 worker.debt += self.page_free_ns
                 break
-        if fast:  # cannot happen: the loop stops only after using them all
-            raise AssertionError("fill_page_cache_func() allocated pages it did not use")
+        assert not fast, "fill_page_cache_func() allocated pages it did not use"
         self.fill_done(krcp)
 
     def fill_break_on_failure(self) -> bool:
@@ -485,29 +483,24 @@ class KvfreeRcu:
         if not krcp.initialized:
             return False
         idx = 0  # !!is_vmalloc_addr(ptr): rcuscale's objects come from kmalloc()
-        b = krcp.bkvhead[idx]
         # Check if a new block is required.
-        if b is None or b.nr_records == KVFREE_BULK_MAX_ENTR:
-            bnode = self.get_cached_bnode(krcp)
+        if krcp.bulk_room() == 0:
             # Switch to emergency path.
-            if bnode is None:
+            if not self.get_cached_bnode(krcp):
                 return False
-            self.attach_bnode(krcp, idx, bnode)
+            self.attach_bnode(krcp, idx)
         # Finally insert.
         self.store_records(krcp, 1, origin)
         return True
         yield  # noqa: unreachable; a generator because v5.13 may allocate here
 
-    def attach_bnode(self, krcp: KfreeRcuCpu, idx: int, bnode: BulkPage) -> None:
-        """Initialize the new block and attach it to the head."""
-        if bnode.fresh:
-            bnode.fresh = False
-        bnode.nr_records = 0
-        bnode.freed = 0
-        bnode.pending_gp_bug = False
-        bnode.origin = None
-        bnode.next = krcp.bkvhead[idx]
-        krcp.bkvhead[idx] = bnode
+    def attach_bnode(self, krcp: KfreeRcuCpu, idx: int) -> None:
+        """``bnode->nr_records = 0; bnode->next = bkvhead[idx]; bkvhead[idx] = bnode``."""
+        chain = krcp.bkvhead[idx]
+        if chain is None:
+            chain = krcp.bkvhead[idx] = BulkChain()
+        chain.pages += 1
+        chain.head_records = 0
 
     def store_records(self, krcp: KfreeRcuCpu, n: int, origin: "SlabCpu") -> None:
         """``bkvhead[0]->records[nr_records++] = ptr`` for ``n`` pointers."""
@@ -515,7 +508,7 @@ class KvfreeRcu:
         assert b is not None
         if b.origin is None:
             b.origin = origin
-        b.nr_records += n
+        b.head_records += n
         b.snap = rcu_seq_snap(self.rcu.gp_seq)
 
     def link_on_list(self, krcp: KfreeRcuCpu, n: int, origin: "SlabCpu") -> None:
@@ -601,9 +594,9 @@ class KvfreeRcu:
         while k:
             room = krcp.bulk_room()
             if room == 0:
-                bnode = self.get_cached_bnode(krcp)
-                assert bnode is not None, "segment planned past the cache"
-                self.attach_bnode(krcp, 0, bnode)
+                got = self.get_cached_bnode(krcp)
+                assert got, "segment planned past the cache"
+                self.attach_bnode(krcp, 0)
                 room = KVFREE_BULK_MAX_ENTR
             m = min(k, room)
             self.store_records(krcp, m, origin)
@@ -671,7 +664,7 @@ class KvfreeRcu:
         krcp.lock(ctx)
         pages, krcp.bkvcache = krcp.bkvcache, []
         krcp.nr_bkv_objs = 0
-        self.c["refill_drained_unused"] += sum(1 for b in pages if b.fresh)
+        self.c["refill_drained_unused"] += sum(pages)
         if pages:
             self.free_pages(len(pages))
         self.c["drained_pages"] += len(pages)
@@ -687,42 +680,26 @@ class KvfreeRcu:
     # -- accounting -----------------------------------------------------------------------
 
     def pages_held(self) -> int:
-        """Pages held now, walked from the structures (page conservation)."""
+        """Pages held now, counted from the structures (page conservation)."""
         n = self.inflight_pages
         for krcp in self.krc:
             n += len(krcp.bkvcache)
             for b in krcp.bkvhead:
-                n += _chain_len(b)
+                n += b.pages if b is not None else 0
             for krwp in krcp.krw_arr:
                 for b in krwp.bkvhead_free:
-                    n += _chain_len(b)
+                    n += b.pages if b is not None else 0
         return n
 
     def objects_queued_now(self) -> int:
-        """Objects queued and not yet freed, walked from the structures."""
-        n = 0
+        """Objects queued and not yet freed, counted from the structures."""
+        n = self.inflight_objects
         for krcp in self.krc:
             for b in krcp.bkvhead:
-                n += _chain_objects(b)
+                n += b.nr_records - b.freed if b is not None else 0
             n += sum(r.n - r.freed for r in krcp.head or ())
             for krwp in krcp.krw_arr:
                 for b in krwp.bkvhead_free:
-                    n += _chain_objects(b)
+                    n += b.nr_records - b.freed if b is not None else 0
                 n += sum(r.n - r.freed for r in krwp.head_free or ())
-        return n + self.inflight_objects
-
-
-def _chain_len(b: BulkPage | None) -> int:
-    n = 0
-    while b is not None:
-        n += 1
-        b = b.next
-    return n
-
-
-def _chain_objects(b: BulkPage | None) -> int:
-    n = 0
-    while b is not None:
-        n += b.nr_records - b.freed
-        b = b.next
-    return n
+        return n

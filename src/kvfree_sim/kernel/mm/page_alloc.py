@@ -156,8 +156,9 @@ class PageAllocator:
         above4g = present - below4g
         sections = -(-total // SECTION_PAGES)
         memmap_pages = sections * (SECTION_PAGES * STRUCT_PAGE_BYTES >> PAGE_SHIFT)
+        # Reserved at boot, less the init sections freed once boot is over.
         reserved_kb = (layout["kernel_image_kb"] + layout["reserved_other_kb"]
-                       + layout["percpu_kb_per_cpu"] * ncpus)
+                       + layout["percpu_kb_per_cpu"] * ncpus - layout["freed_after_boot_kb"])
         reserved = int(reserved_kb) // 4 + memmap_pages
         zones: list[Zone] = []
         if dma_pages:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generator
 
 from ...kernel.mm.gfp import GFP_KERNEL, GFP_NOMEMALLOC, GFP_NORETRY, GFP_NOWARN
 from ...kernel.sched import Task
-from ..tree import KVFREE_BULK_MAX_ENTR, KfreeRcuCpu
+from ..tree import KfreeRcuCpu
 from .v5_11 import V5_11
 
 if TYPE_CHECKING:
@@ -40,17 +40,16 @@ class V5_13(V5_11):
         if not krcp.initialized:
             return False
         idx = 0
-        b = krcp.bkvhead[idx]
         # Check if a new block is required.
-        if b is None or b.nr_records == KVFREE_BULK_MAX_ENTR:
-            bnode = self.get_cached_bnode(krcp)
-            if bnode is None and not head:
+        if krcp.bulk_room() == 0:
+            got = self.get_cached_bnode(krcp)
+            if not got and not head:
                 # krc_this_cpu_unlock(); __get_free_page(); krc_this_cpu_lock()
-                bnode = yield from self.get_free_page(task, INLINE_GFP)
-                self.c["direct_alloc" if bnode is not None else "direct_alloc_fail"] += 1
-            if bnode is None:
+                got = yield from self.get_free_page(task, INLINE_GFP)
+                self.c["direct_alloc" if got else "direct_alloc_fail"] += 1
+            if not got:
                 return False
-            self.attach_bnode(krcp, idx, bnode)
+            self.attach_bnode(krcp, idx)
         # Finally insert.
         self.store_records(krcp, 1, origin)
         return True
