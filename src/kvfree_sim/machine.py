@@ -21,7 +21,7 @@ from .kvfree_rcu.variants import get_variant
 from .workloads.rcuscale import KfreeScaleTest
 
 if TYPE_CHECKING:
-    from .trace.ftrace import Tracer
+    from .trace.hooks import Tracer
 
 NSEC_PER_SEC = 1_000_000_000
 
@@ -80,6 +80,8 @@ class Machine:
         self.test = KfreeScaleTest(self.kernel, self.kvfree, cfg.rcuscale, variant.rcuscale_version)
         self.highpri_ns = 0
         self.kernel.switch_hook = self._on_switch
+        if tracer is not None:
+            tracer.attach(self)
 
     # the checks reach the kernel through the machine
     @property

@@ -21,7 +21,7 @@ from .time import Clock
 from .workqueue import RcuWork, Workqueue, WorkerPool
 
 if TYPE_CHECKING:
-    from ..trace.ftrace import Tracer
+    from ..trace.hooks import Tracer
 
 
 class Kernel:

@@ -224,12 +224,12 @@ class KvfreeRcu:
         krcp.nr_bkv_objs += 1
         return True
 
-    def free_pages(self, n: int) -> None:
-        """``n`` free_page() calls."""
+    def free_pages(self, n: int, ctx: Cpu) -> None:
+        """``n`` free_page() calls from CPU ``ctx``."""
         self.c["pages_free"] += n
         self.mm.free_pages(n, 0, OWNER)
         if self.kernel.tracer is not None:
-            self.kernel.tracer.mm_page_free(n)
+            self.kernel.tracer.mm_page_free(ctx, n)
 
     def get_free_page(self, task: Task, gfp: int) -> Generator[Any, Any, bool]:
         """__get_free_page(gfp) for a bulk block: True if a page came."""
@@ -315,7 +315,7 @@ class KvfreeRcu:
                 recycled += 1
             self.c["recycled_pages"] += recycled
             if k > recycled:
-                self.free_pages(k - recycled)
+                self.free_pages(k - recycled, cpu)
         return commit
 
     def _list_freer(self, run: ObjRun) -> Callable[[int], None]:
@@ -455,7 +455,7 @@ class KvfreeRcu:
             krcp.lock(cpu)
             worker.debt += self.lock_ns
             if not self.put_cached_bnode(krcp, fresh=True):
-                self.free_pages(1)
+                self.free_pages(1, cpu)
                 worker.debt += self.page_free_ns
                 break
         assert not fast, "fill_page_cache_func() allocated pages it did not use"
@@ -666,7 +666,7 @@ class KvfreeRcu:
         krcp.nr_bkv_objs = 0
         self.c["refill_drained_unused"] += sum(pages)
         if pages:
-            self.free_pages(len(pages))
+            self.free_pages(len(pages), ctx)
         self.c["drained_pages"] += len(pages)
         return len(pages)
 

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Generator
 
 from .gfp import (
     GFP_ATOMIC_FLAG, GFP_DIRECT_RECLAIM, GFP_HIGH, GFP_KSWAPD_RECLAIM, GFP_MEMALLOC,
-    GFP_NOFAIL, GFP_NOMEMALLOC, GFP_NORETRY, GFP_NOWARN, GFP_RETRY_MAYFAIL,
+    GFP_NOFAIL, GFP_NOMEMALLOC, GFP_NORETRY, GFP_NOWARN, GFP_RETRY_MAYFAIL, gfp_string,
 )
 from .slab import KmemCache, kmalloc_size
 
@@ -410,8 +410,9 @@ class PageAllocator:
             # __GFP_NOFAIL: loop forever (not used by anything kvfree-sim models)
             raise NotImplementedError("__GFP_NOFAIL")
         self.stats["alloc_fail"] += 1
-        if not gfp & GFP_NOWARN and kernel.tracer is not None:
-            kernel.tracer.console(f"{task.name if task else 'irq'}: page allocation failure: order:{order}")
+        if not gfp & GFP_NOWARN:
+            kernel.printk(f"{task.name if task else 'irq'}: page allocation failure: order:{order}, "
+                          f"mode:{gfp:#x}({gfp_string(gfp)})")
         return False
 
     def _should_reclaim_retry(self, task: "Task", order: int, alloc_flags: int, did_some_progress: bool,
