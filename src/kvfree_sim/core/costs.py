@@ -57,6 +57,9 @@ COSTS: dict[str, str] = {
     "shrink_node_ns": "one shrink_node() pass with nothing on the LRU lists (lruvec walk, vmstat)",
     "slowpath_retry_ns": "one __alloc_pages_slowpath() retry round besides reclaim (freelist scans, checks)",
     "oom_kill_ns": "out_of_memory(): task scan and report",
+    # the hypervisor
+    "vcpu_steal_per_s": "times per second the host deschedules a vCPU (Poisson), 0 on a dedicated host",
+    "vcpu_steal_ns": "mean length of such a pause (exponential); the vCPU runs nothing, not even its tick",
 }
 
 #: The guest's memory layout and the kernel config facts it depends on, in KiB

@@ -10,6 +10,20 @@ Adding a new consumer does not perturb the numbers the others draw.
 from __future__ import annotations
 
 import random
+from decimal import Context, Decimal
+
+_LN = Context(prec=28)
+
+
+def exponential_ns(rng: random.Random, mean_ns: float) -> int:
+    """An exponentially distributed duration, in whole ns, with the given mean.
+
+    ``-mean * ln(U)`` computed with :mod:`decimal` rather than the C library's
+    ``log()``, so that every machine draws the same integers.
+    """
+    u = rng.getrandbits(53) + 1  # in [1, 2**53]
+    x = Decimal(u) / Decimal(2**53)
+    return int(-_LN.ln(x) * Decimal(repr(mean_ns)))
 
 
 class Rng:

@@ -183,6 +183,8 @@ class Rcu:
                 curr = cpu.curr
                 if curr is None and not self.cbs[cid]:
                     continue  # dyntick-idle, no tick: left to the FQS scan
+                if cpu.paused_until > self.sim.now:
+                    continue  # a descheduled vCPU takes no tick
                 if curr is not None and (curr.preempt_off or curr.irqs_off):
                     # rcu_flavor_sched_clock_irq(): preemption disabled (or the
                     # tick held off by irqs-off) is no quiescent state.

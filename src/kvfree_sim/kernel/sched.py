@@ -252,6 +252,7 @@ class Cpu:
         "burst_ev", "run_start", "in_resume", "need_resched", "tick_ev",
         "dynticks", "idle_since", "idle_time", "tracer", "deferred",
         "resume_ev", "ctx_switch_ns", "irq_ns", "softirq_ns", "context", "curr_since",
+        "paused_until", "steal_ns",
     )
 
     def __init__(self, kernel: "Kernel", cpu_id: int) -> None:
@@ -279,6 +280,8 @@ class Cpu:
         self.softirq_ns = kernel.profile.ns("softirq_ns")
         self.context = "task"
         self.curr_since = 0  # when curr got the CPU
+        self.paused_until = 0  # the host has descheduled this vCPU until then
+        self.steal_ns = 0
 
     # -- state ------------------------------------------------------------
 
@@ -552,6 +555,9 @@ class Cpu:
     def _resched(self, _: object) -> None:
         """scheduler_ipi(): preempt curr if a wakeup asked for it."""
         self.resume_ev = None
+        if self.paused_until > self.sim.now:
+            self.resume_ev = self.sim.at(self.paused_until, self._resched, None, PRIO_LATE)
+            return
         curr = self.curr
         if curr is None:
             if self.rq:
@@ -562,6 +568,9 @@ class Cpu:
 
     def _idle_wake(self, _: object) -> None:
         self.resume_ev = None
+        if self.paused_until > self.sim.now:
+            self.resume_ev = self.sim.at(self.paused_until, self._idle_wake, None, PRIO_LATE)
+            return
         if self.curr is None and self.rq:
             self._switch(None)
 
@@ -619,6 +628,10 @@ class Cpu:
         self._interrupt(fn, arg, self.softirq_ns if cost is None else cost, "softirq")
 
     def _interrupt(self, fn: Callable[[Any], None], arg: Any, cost: int, ctx: str) -> None:
+        if self.paused_until > self.sim.now:
+            # A descheduled vCPU takes its interrupts when it runs again.
+            self.sim.at(self.paused_until, lambda _: self._interrupt(fn, arg, cost, ctx), None, PRIO_SOFTIRQ)
+            return
         curr = self.curr
         if curr is not None and curr.irqs_off:
             self.deferred.append((fn, arg, cost))
@@ -642,6 +655,13 @@ class Cpu:
         pending, self.deferred = self.deferred, []
         for fn, arg, cost in pending:
             self._interrupt(fn, arg, cost, "hardirq")
+
+    def steal(self, ns: int) -> None:
+        """The host deschedules this vCPU for ``ns``: nothing runs on it meanwhile."""
+        now = self.sim.now
+        self.paused_until = max(self.paused_until, now) + ns
+        self.steal_ns += ns
+        self.charge(ns)
 
     def charge(self, ns: int) -> None:
         """Take ``ns`` of CPU time from whatever this CPU runs (interrupt work)."""
@@ -673,6 +693,10 @@ class Cpu:
         self.tick_ev = None
         curr = self.curr
         if curr is None or self.nr_running < 2:
+            return
+        if self.paused_until > self.sim.now:
+            clock = self.kernel.clock
+            self.tick_ev = self.sim.at(clock.next_tick(self.paused_until), self._tick, None, PRIO_SOFTIRQ)
             return
         self._account()
         clock = self.kernel.clock

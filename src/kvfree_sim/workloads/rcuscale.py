@@ -182,9 +182,7 @@ class KfreeScaleTest:
                     continue
                 n, unit_ps, commit = seg
                 # The slabs these objects need, by the allocator's fast path only.
-                before = slab.cache.nr_slabs
-                self.cache.refill_fast(slab, n)
-                new_slabs = slab.cache.nr_slabs - before
+                new_slabs = self.cache.refill_fast(slab, n)
                 n = min(n, slab.free_objs)
                 done = [0]
 

@@ -194,15 +194,17 @@ class KmemCache:
             cpu_slab.add_slabs(1, order)
         return ok
 
-    def refill_fast(self, cpu_slab: SlabCpu, objects: int) -> None:
-        """Pre-allocate, through the fast path only, slabs for up to ``objects`` more objects."""
+    def refill_fast(self, cpu_slab: SlabCpu, objects: int) -> int:
+        """Pre-allocate, through the fast path only, slabs for up to ``objects``
+        more objects; returns how many slabs it got."""
         need = objects - cpu_slab.free_objs
         if need <= 0:
-            return
+            return 0
         n = -(-need // self.objs_per_slab)
         got = self.allocator.alloc_fast(n, self.order, 0, self.owner)
         if got:
             cpu_slab.add_slabs(got, self.order)
+        return got
 
     def objs_for_order(self, order: int) -> int:
         if kmalloc_size(self.size) is None:
