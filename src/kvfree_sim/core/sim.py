@@ -78,9 +78,9 @@ class Simulator:
         return heap[0][0] if heap else None
 
     def run(self, until: int) -> None:
-        """Execute events in order until the next one lies beyond ``until``.
-
-        The clock stays at the last event executed.
+        """Execute events in order until the next one lies beyond ``until``,
+        then move the clock to ``until`` (unless :meth:`stop` was called, which
+        leaves it at the event that stopped).
         """
         heap = self._heap
         pop = heapq.heappop
@@ -101,5 +101,7 @@ class Simulator:
                 fn(ev[4])
                 if self._stop:
                     break
+            if not self._stop and self.now < until:
+                self.now = until
         finally:
             self.events += n

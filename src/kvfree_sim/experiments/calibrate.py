@@ -15,7 +15,13 @@ scale factor applied to the starting profile's values (see :data:`GROUPS`):
 - ``allocator``: slab and page allocator work, per slab, page or batch;
 - ``sched_irq``: context switches, wake-ups, interrupts, timers, workqueues and
   RCU's grace-period machinery (dominated by exits and timer emulation in a VM);
-- ``reclaim``: shrinker, reclaim and OOM-killer work.
+- ``reclaim``: shrinker, reclaim and OOM-killer work;
+- ``steal``: how often the host deschedules a vCPU (``vcpu_steal_per_s``; the
+  mean pause ``vcpu_steal_ns`` is kept: medians cannot tell rate and length
+  apart).
+
+A group whose costs are all zero in the starting profile (no steal on a
+dedicated host) is left out: a factor cannot change it.
 
 Objective (lower is better): the weighted mean, over the fitted configurations,
 of the absolute relative errors of the medians (see
@@ -83,6 +89,12 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "sched_irq": ("context_switch_ns", "wakeup_ns", "hardirq_ns", "softirq_ns", "hrtimer_min_delta_ns",
                   "work_item_ns", "rcu_cb_ns", "rcu_gp_init_ns", "rcu_gp_per_cpu_ns"),
     "reclaim": ("shrinker_per_cpu_ns", "shrink_node_ns", "slowpath_retry_ns", "oom_kill_ns"),
+    "steal": ("vcpu_steal_per_s",),
+}
+#: COSTS entries no group scales, and why
+NOT_FITTED: dict[str, str] = {
+    "vcpu_steal_ns": "with vcpu_steal_per_s it sets the share of time stolen; medians cannot tell the two "
+                     "apart, so only the rate is fitted",
 }
 #: objective weights per metric (see the module doc)
 WEIGHTS: dict[str, float] = {"time_s": 2.0, "batches": 1.0, **{c: 0.2 for c in TARGET_COUNTERS}}
@@ -316,7 +328,8 @@ def make_fit(args: argparse.Namespace, executor: Executor) -> Fit:
     max_seconds = args.max_seconds or default_max_seconds(data)
     for k in keys:
         run_config(k, seeds[0], max_seconds, base.name)  # bad configurations fail before any run
-    return Fit(data, base, parse_groups(args.groups), keys, seeds, max_seconds, executor)
+    groups = [g for g in parse_groups(args.groups) if any(base.costs[k] > 0 for k in GROUPS[g])]
+    return Fit(data, base, groups, keys, seeds, max_seconds, executor)
 
 
 def cmd_calibrate(args: argparse.Namespace, executor: Executor | None = None) -> int:
@@ -345,6 +358,9 @@ def _print_plan(fit: Fit) -> None:
     ungrouped = sorted(set(COSTS) - {k for g in fit.groups for k in GROUPS[g]})
     if ungrouped:
         print(f"not fitted (kept from {fit.base.name}): {', '.join(ungrouped)}")
+    for key in ungrouped:
+        if key in NOT_FITTED:
+            print(f"   {key}: {NOT_FITTED[key]}")
     for k in fit.keys:
         print(f"fitting: {k.describe()}")
     print("objective: weighted mean |relative error| (" +

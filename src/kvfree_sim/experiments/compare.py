@@ -241,7 +241,7 @@ class Progress:
         else:
             self._write(f"compare: {self.count}/{self.total} {what}\n")
         if out.error:
-            self._write(("\n" if self.tty else "") + f"compare: {what}\n{out.error}")
+            self._write(("\n" if self.tty else "") + out.error)
 
     def _bar(self, what: str) -> None:
         filled = self.WIDTH * self.count // max(self.total, 1)

@@ -1,0 +1,49 @@
+"""The command line (kvfree_sim.cli.main)."""
+
+from __future__ import annotations
+
+import json
+
+from kvfree_sim.cli import main
+
+SMALL = "rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=2 rcuscale.kfree_loops=4 rcuscale.kfree_alloc_num=1000"
+
+
+def test_run_prints_the_kernel_line_and_a_summary(capsys):
+    assert main(["run", "--variant", "v5.11+v3", "--cpus", "2", "--bootargs", SMALL]) == 0
+    out = capsys.readouterr().out
+    assert "Total time taken by all kfree'ers:" in out
+    assert "outcome: completed" in out and "refill worker: runs" in out
+
+
+def test_run_output_is_byte_identical_for_a_seed(capsys):
+    argv = ["run", "--variant", "v5.13", "--cpus", "2", "--bootargs", SMALL, "--seed", "5"]
+    main(argv)
+    first = capsys.readouterr().out
+    main(argv)
+    assert capsys.readouterr().out == first
+
+
+def test_run_json_is_one_object(capsys):
+    assert main(["run", "--cpus", "2", "--bootargs", SMALL, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["outcome"] == "completed" and "shrink_scan" in data["counters"]
+
+
+def test_trailing_module_params_join_the_bootargs(capsys):
+    assert main(["run", "--cpus", "2", "--bootargs", SMALL, "rcuscale.kfree_loops=1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["counters"]["calls"] == 2 * 1000
+
+
+def test_bad_input_is_one_line_and_status_2(capsys):
+    for argv in (["run", "--variant", "v9"], ["run", "--memory", "12X"], ["run", "--bootargs", "rcuscale.foo=1"],
+                 ["run", "--cpus", "abc"], ["nope"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("kvfree-sim: error: ")
+
+
+def test_variants_lists_every_variant(capsys):
+    assert main(["variants", "--json"]) == 0
+    names = [v["name"] for v in json.loads(capsys.readouterr().out)]
+    assert "v5.11+v3+backoff" in names and "v6.1-v3" in names

@@ -1,0 +1,86 @@
+"""rcuscale's kfree test (kernel/rcu/rcuscale.c kfree_scale_thread())."""
+
+from __future__ import annotations
+
+import random
+
+from kvfree_sim.config import make_config
+from kvfree_sim.machine import simulate
+from kvfree_sim.workloads.rcuscale import compute_real, doubles_before_single
+
+from ktest import make_profile
+
+SMALL = "rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=2 rcuscale.kfree_loops=4 rcuscale.kfree_alloc_num=1000"
+
+
+def run(variant: str = "v5.11", bootargs: str = SMALL, **kw):
+    cfg = make_config(variant, cpus=kw.pop("cpus", 2), bootargs=bootargs, **kw)
+    return simulate(cfg, profile=make_profile({"kmalloc_ns": 20.0, "kvfree_call_rcu_ns": 20.0,
+                                               "context_switch_ns": 1000.0}))
+
+
+def test_compute_real():
+    """-1 means num_online_cpus(); -N means that many fewer, at least one."""
+    assert compute_real(16, 64) == 16
+    assert compute_real(-1, 64) == 64
+    assert compute_real(-3, 2) == 1
+
+
+def test_doubles_before_single_is_geometric_with_half():
+    """torture_random() & 0x800: each call is the 1-argument form with probability 1/2."""
+    rng = random.Random(7)
+    draws = [doubles_before_single(rng) for _ in range(20000)]
+    mean = sum(draws) / len(draws)
+    assert 0.95 < mean < 1.05  # E = (1-p)/p = 1
+    assert abs(draws.count(0) / len(draws) - 0.5) < 0.02
+
+
+def test_every_object_is_queued_and_freed_and_the_result_line_is_the_kernels():
+    r = run()
+    assert r.outcome == "completed"
+    assert r.counters["calls"] == 2 * 4 * 1000
+    assert r.result_line == (f"Total time taken by all kfree'ers: {r.total_ns} ns, loops: 4, "
+                             f"batches: {r.batches}, memory footprint: {r.footprint_mb}MB")
+    assert any(text == "kfree object size=24" for _, text in r.console)
+
+
+def test_v5_11_test_uses_only_the_two_argument_form():
+    r = run("v5.11")
+    assert r.counters["direct_alloc"] == 0 and r.counters["inline_kvfree"] == 0
+
+
+def test_v5_13_mixes_forms_unless_one_is_chosen():
+    r = run("v5.13")
+    assert r.counters["direct_alloc"] > 0  # 1-argument calls found an empty cache
+    r = run("v5.13", bootargs=SMALL + " rcuscale.kfree_rcu_test_double=1")
+    assert r.counters["direct_alloc"] == 0
+
+
+def test_object_size_follows_kfree_mult():
+    r = run(bootargs=SMALL + " rcuscale.kfree_mult=64")
+    assert any(text == "kfree object size=1536" for _, text in r.console)
+
+
+def test_footprint_is_rcuscales_formula(monkeypatch):
+    """mem_begin at loop 0; mem_during = (mem_during + si_mem_available()) / 2 every
+    kfree_loops/4 loops; footprint = (mem_begin - mem_during) >> (20 - PAGE_SHIFT)."""
+    from kvfree_sim.kernel.mm import page_alloc
+
+    samples = iter([100_000, 90_000, 80_000, 70_000, 60_000, 50_000, 40_000, 30_000, 20_000])
+    monkeypatch.setattr(page_alloc.PageAllocator, "si_mem_available", lambda self: next(samples))
+    r = run(bootargs="rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=1 rcuscale.kfree_loops=8 "
+                     "rcuscale.kfree_alloc_num=100", cpus=1)
+    # one thread, loops 0..7, samples at loop 0 then 2, 4, 6
+    m0, m1, m2, m3 = 100_000, 90_000, 80_000, 70_000
+    during = m0
+    for m in (m1, m2, m3):
+        during = (during + m) // 2
+    assert r.footprint_mb == (m0 - during) >> 8
+
+
+def test_batches_count_grace_periods_between_start_and_end():
+    """batches = rcu_seq_diff(gp_seq at the end, gp_seq when the last thread started)."""
+    r = simulate(make_config("v6.1", cpus=2, bootargs="rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=2 "
+                                                      "rcuscale.kfree_loops=20"))
+    assert r.outcome == "completed"
+    assert r.gps > 0 and r.batches in (r.gps, r.gps + 1)
