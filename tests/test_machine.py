@@ -48,7 +48,7 @@ def test_pages_are_conserved_at_the_end():
 
 
 def test_oom_panic_is_an_outcome_with_the_kernels_report():
-    r = simulate(make_config("v6.1", cpus=2, memory="32M", profile="qemu-tcg-6.1",
+    r = simulate(make_config("v5.11", cpus=2, memory="32M", profile="qemu-tcg-6.1",
                              bootargs="rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=4 "
                                       "rcuscale.kfree_loops=20 rcuscale.kfree_mult=64"))
     assert r.outcome == "oom-panic"

@@ -601,7 +601,12 @@ class Cpu:
         curr = self.curr
         if curr is None or curr.chunk is None or self.in_resume:
             return
-        self._account()
+        kernel = self.kernel
+        was, kernel.foreign_commit = kernel.foreign_commit, True  # not the caller's work
+        try:
+            self._account()
+        finally:
+            kernel.foreign_commit = was
         if not curr.chunk.volatile:
             return
         Simulator.cancel(self.burst_ev)

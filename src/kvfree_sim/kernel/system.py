@@ -61,6 +61,8 @@ class Kernel:
         self.vmscan = Vmscan(self, mm_version)
         self.oom = OomKiller(self)
         self.panicked: str | None = None
+        #: set while another CPU's progress is committed on behalf of a caller
+        self.foreign_commit = False
         #: called as hook(cpu, prev, ns_prev_ran) at every context switch
         self.switch_hook: Callable[[Cpu, Task, int], None] | None = None
 

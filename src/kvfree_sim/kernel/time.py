@@ -62,7 +62,7 @@ def wheel_expiry(expires: int, base_clk: int, hz: int) -> int:
     granularity, so that a timer never fires early: the bucket expires at
     ``((expires + LVL_GRAN(lvl)) >> LVL_SHIFT(lvl)) << LVL_SHIFT(lvl)``.  Even
     level 0 fires one jiffy after ``expires``.  Deltas beyond the wheel are
-    capped at the end of the last level (``WHEEL_TIMEOUT_CUTOFF``).
+    capped at ``WHEEL_TIMEOUT_MAX``.
     """
     delta = expires - base_clk
     if delta < 0:
@@ -73,7 +73,8 @@ def wheel_expiry(expires: int, base_clk: int, hz: int) -> int:
     while lvl < depth - 1 and delta >= lvl_start(lvl + 1):
         lvl += 1
     if lvl == depth - 1 and delta >= lvl_start(depth):
-        expires = base_clk + (lvl_start(depth) - 1)
+        # WHEEL_TIMEOUT_MAX = WHEEL_TIMEOUT_CUTOFF - LVL_GRAN(LVL_DEPTH - 1)
+        expires = base_clk + lvl_start(depth) - lvl_gran(depth - 1)
     shift = lvl_shift(lvl)
     return ((expires + lvl_gran(lvl)) >> shift) << shift
 

@@ -560,12 +560,12 @@ class KvfreeRcu:
 
     # -- segments of calls -----------------------------------------------------------
 
-    def segment(self, krcp: KfreeRcuCpu, limit: int, doubles_ahead: int,
-                origin: "SlabCpu") -> tuple[int, int, Callable[[int], None]] | None:
-        """The next calls that need no decision: ``(n, unit_ps, commit)``, or None.
+    def segment(self, krcp: KfreeRcuCpu, limit: int, doubles_ahead: int) -> tuple[int, int, bool] | None:
+        """The next calls that need no decision: ``(n, unit_ps, to_list)``, or None.
 
         ``limit`` caps ``n``; ``doubles_ahead`` is how many of the next calls
-        are 2-argument ones before the next 1-argument one.
+        are 2-argument ones before the next 1-argument one.  The caller applies
+        them with :meth:`queue_bulk` (``to_list`` False) or :meth:`queue_list`.
         """
         # Calls fit in the page being filled, then in pages taken from the
         # cache one after another (get_cached_bnode() needs no decision).
@@ -573,12 +573,10 @@ class KvfreeRcu:
         if krcp.initialized:
             room += krcp.nr_bkv_objs * KVFREE_BULK_MAX_ENTR
         if room > 0:
-            n = min(limit, self.bulk_run_limit(krcp, room))
-            return n, self.call_ps, lambda k: self.queue_bulk(krcp, k, origin)
+            return min(limit, self.bulk_run_limit(krcp, room)), self.call_ps, False
         if (krcp.initialized and krcp.nr_bkv_objs == 0 and krcp.work_in_progress
                 and doubles_ahead > 0):
-            n = min(limit, doubles_ahead)
-            return n, self.call_list_ps, lambda k: self.queue_list(krcp, k, origin)
+            return min(limit, doubles_ahead), self.call_list_ps, True
         return None
 
     def bulk_run_limit(self, krcp: KfreeRcuCpu, room: int) -> int:
@@ -587,22 +585,31 @@ class KvfreeRcu:
 
     def queue_bulk(self, krcp: KfreeRcuCpu, k: int, origin: "SlabCpu") -> None:
         """``k`` calls that each store a pointer in a bulk page: the current one,
-        then pages from the cache as each fills."""
-        self.c["calls"] += k
-        self.c["calls_bulk"] += k
+        then pages from the cache as each fills (get_cached_bnode(), attach)."""
+        c = self.c
+        c["calls"] += k
+        c["calls_bulk"] += k
         self.checks.note_queued(k)
-        while k:
-            room = krcp.bulk_room()
-            if room == 0:
-                got = self.get_cached_bnode(krcp)
-                assert got, "segment planned past the cache"
-                self.attach_bnode(krcp, 0)
-                room = KVFREE_BULK_MAX_ENTR
-            m = min(k, room)
-            self.store_records(krcp, m, origin)
-            krcp.count += m
-            k -= m
-            self.schedule_monitor(krcp, krcp.cpu)
+        room = krcp.bulk_room()
+        if k > room:
+            rest = k - room
+            pages = -(-rest // KVFREE_BULK_MAX_ENTR)
+            assert krcp.nr_bkv_objs >= pages, "segment planned past the cache"
+            krcp.nr_bkv_objs -= pages
+            del krcp.bkvcache[-pages:]
+            c["cache_hit"] += pages
+            chain = krcp.bkvhead[0]
+            if chain is None:
+                chain = krcp.bkvhead[0] = BulkChain()
+            chain.pages += pages
+            chain.head_records = rest - (pages - 1) * KVFREE_BULK_MAX_ENTR
+            if chain.origin is None:
+                chain.origin = origin
+            chain.snap = rcu_seq_snap(self.rcu.gp_seq)
+        else:
+            self.store_records(krcp, k, origin)
+        krcp.count += k
+        self.schedule_monitor(krcp, krcp.cpu)
 
     def queue_list(self, krcp: KfreeRcuCpu, k: int, origin: "SlabCpu") -> None:
         """``k`` 2-argument calls with no page while a refill is in flight."""

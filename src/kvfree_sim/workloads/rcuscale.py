@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator
 
 from ..kernel.mm.gfp import GFP_KERNEL
 from ..kernel.rcu import rcu_seq_diff
-from ..kernel.sched import MAX_NICE, Segments, Task
+from ..kernel.sched import MAX_NICE, Chunk, Task
 
 if TYPE_CHECKING:
     from ..kernel.mm.slab import KmemCache, SlabCpu
@@ -138,20 +138,12 @@ class KfreeScaleTest:
         assert cpu is not None
         krcp = kv.krc[cpu.id]
         slab = self.cache.cpus[cpu.id]
-        rng = kernel.rng.stream(f"kfree_scale_thread/{me}")
+        calls = CallStream(self, krcp, slab, kernel.rng.stream(f"kfree_scale_thread/{me}"))
         start_time = sim.now
         self.started += 1
         if self.started >= self.nthreads:
             self.gp_started = kernel.rcu.gp_seq
         mem_begin = mem_during = 0
-        state = [self._next_doubles(rng)]  # 2-argument calls before the next 1-argument one
-
-        def consume(k: int) -> None:
-            if k <= state[0]:
-                state[0] -= k
-            else:
-                state[0] = self._next_doubles(rng)
-
         loop = 0
         while True:
             if not mem_during:
@@ -169,36 +161,24 @@ class KfreeScaleTest:
                         self.enomem = True
                         return  # kmalloc() failed: "return -ENOMEM"
                 left = self.alloc_num - i
-                seg = kv.segment(krcp, left, state[0], slab)
+                seg = kv.segment(krcp, left, calls.doubles_ahead)
                 if seg is None:
                     # A decision point: one kmalloc() + kfree_rcu() the kernel's way.
                     slab.take(1)
                     task.debt += self.obj_ns
-                    head = state[0] > 0
+                    head = calls.doubles_ahead > 0
                     yield from kv.kvfree_call_rcu(task, head, slab)
-                    consume(1)
+                    calls.consume(1)
                     i += 1
                     self.objects_done += 1
                     continue
-                n, unit_ps, commit = seg
+                n, unit_ps, to_list = seg
                 # The slabs these objects need, by the allocator's fast path only.
                 new_slabs = self.cache.refill_fast(slab, n)
-                n = min(n, slab.free_objs)
-                done = [0]
-
-                def run(k: int, commit: Callable[[int], None] = commit, done: list[int] = done) -> None:
-                    slab.take(k)
-                    commit(k)
-                    consume(k)
-                    done[0] += k
-
-                runs: list[tuple[int, int, Callable[[int], None]]] = []
-                if new_slabs:
-                    runs.append((1, new_slabs * self.slab_new_ps, _noop))
-                runs.append((n, self.obj_ps + unit_ps, run))
-                yield Segments(runs, volatile=True)
-                i += done[0]
-                self.objects_done += done[0]
+                calls.plan(min(n, slab.free_objs), self.obj_ps + unit_ps, to_list, new_slabs * self.slab_new_ps)
+                yield calls
+                i += calls.done
+                self.objects_done += calls.done
             # cond_resched(): nothing to do under CONFIG_PREEMPT
             loop += 1
             if loop >= self.loops:
@@ -225,5 +205,61 @@ class KfreeScaleTest:
         return ok
 
 
-def _noop(_: int) -> None:
-    pass
+class CallStream(Chunk):
+    """A segment of one thread's ``kmalloc()`` + ``kfree_rcu()`` calls that all
+    take the same path: a divisible burst whose calls are applied as the CPU
+    time for them is granted.  One per thread, planned again for each segment.
+    """
+
+    __slots__ = ("test", "kv", "krcp", "slab", "rng", "doubles_ahead", "n", "unit_ps", "to_list",
+                 "head_ps", "spent_ps", "done")
+
+    def __init__(self, test: KfreeScaleTest, krcp: Any, slab: "SlabCpu", rng: random.Random) -> None:
+        super().__init__(0, volatile=True)
+        self.test = test
+        self.kv = test.kv
+        self.krcp = krcp
+        self.slab = slab
+        self.rng = rng
+        # how many 2-argument calls come before the next 1-argument one
+        self.doubles_ahead = test._next_doubles(rng)
+        self.n = self.unit_ps = self.head_ps = self.spent_ps = self.done = 0
+        self.to_list = False
+
+    def plan(self, n: int, unit_ps: int, to_list: bool, head_ps: int) -> None:
+        """``n`` calls of ``unit_ps`` each, after ``head_ps`` of slab set-up."""
+        self.n = n
+        self.unit_ps = unit_ps
+        self.to_list = to_list
+        self.head_ps = head_ps
+        self.spent_ps = self.done = self.prefix = 0
+        self.remaining = -(-(head_ps + n * unit_ps) // 1000)
+
+    def advance(self, ns: int) -> None:
+        self.remaining -= ns
+        if self.prefix:
+            paid = min(self.prefix, ns)
+            self.prefix -= paid
+            ns -= paid
+        self.spent_ps += ns * 1000
+        k = (self.spent_ps - self.head_ps) // self.unit_ps
+        if k > self.n or self.remaining <= 0:
+            k = self.n
+        if k > self.done:
+            self.commit(k - self.done)
+            self.done = k
+
+    def commit(self, k: int) -> None:
+        self.slab.take(k)
+        if self.to_list:
+            self.kv.queue_list(self.krcp, k, self.slab)
+        else:
+            self.kv.queue_bulk(self.krcp, k, self.slab)
+        self.consume(k)
+
+    def consume(self, k: int) -> None:
+        """The random call forms move on by ``k`` calls (memoryless: redraw past the next 1-arg)."""
+        if k <= self.doubles_ahead:
+            self.doubles_ahead -= k
+        else:
+            self.doubles_ahead = self.test._next_doubles(self.rng)

@@ -52,44 +52,40 @@ GFP_COMP = __GFP_COMP
 GFP_FS = __GFP_FS
 GFP_ATOMIC_FLAG = __GFP_ATOMIC
 
-# Order in which the kernel's %pGg prints composite names first, then bits.
-_COMPOSITES = (
-    ("GFP_ATOMIC", GFP_ATOMIC),
-    ("GFP_KERNEL", GFP_KERNEL),
-    ("GFP_NOFS", GFP_NOFS),
-    ("GFP_NOIO", GFP_NOIO),
-    ("GFP_NOWAIT", GFP_NOWAIT),
-)
-_BITS = (
-    ("__GFP_DMA", __GFP_DMA), ("__GFP_HIGHMEM", __GFP_HIGHMEM), ("__GFP_DMA32", __GFP_DMA32),
-    ("__GFP_MOVABLE", __GFP_MOVABLE), ("__GFP_RECLAIMABLE", __GFP_RECLAIMABLE),
-    ("__GFP_HIGH", __GFP_HIGH), ("__GFP_IO", __GFP_IO), ("__GFP_FS", __GFP_FS),
-    ("__GFP_ZERO", __GFP_ZERO), ("__GFP_ATOMIC", __GFP_ATOMIC),
-    ("__GFP_DIRECT_RECLAIM", __GFP_DIRECT_RECLAIM), ("__GFP_KSWAPD_RECLAIM", __GFP_KSWAPD_RECLAIM),
-    ("__GFP_WRITE", __GFP_WRITE), ("__GFP_NOWARN", __GFP_NOWARN),
+GFP_USER = GFP_KERNEL | __GFP_HARDWALL
+GFP_KERNEL_ACCOUNT = GFP_KERNEL | __GFP_ACCOUNT
+GFP_HIGHUSER = GFP_USER | __GFP_HIGHMEM
+
+# __def_gfpflag_names (include/trace/events/mmflags.h, v6.1), in its order:
+# format_flags() prints each entry whose bits are all set, then clears them.
+# (GFP_TRANSHUGE*, GFP_HIGHUSER_MOVABLE and the KASAN bits are left out.)
+_NAMES = (
+    ("GFP_HIGHUSER", GFP_HIGHUSER), ("GFP_USER", GFP_USER), ("GFP_KERNEL_ACCOUNT", GFP_KERNEL_ACCOUNT),
+    ("GFP_KERNEL", GFP_KERNEL), ("GFP_NOFS", GFP_NOFS), ("GFP_ATOMIC", GFP_ATOMIC), ("GFP_NOIO", GFP_NOIO),
+    ("GFP_NOWAIT", GFP_NOWAIT), ("GFP_DMA", __GFP_DMA), ("__GFP_HIGHMEM", __GFP_HIGHMEM),
+    ("GFP_DMA32", __GFP_DMA32), ("__GFP_HIGH", __GFP_HIGH), ("__GFP_ATOMIC", __GFP_ATOMIC),
+    ("__GFP_IO", __GFP_IO), ("__GFP_FS", __GFP_FS), ("__GFP_NOWARN", __GFP_NOWARN),
     ("__GFP_RETRY_MAYFAIL", __GFP_RETRY_MAYFAIL), ("__GFP_NOFAIL", __GFP_NOFAIL),
-    ("__GFP_NORETRY", __GFP_NORETRY), ("__GFP_MEMALLOC", __GFP_MEMALLOC),
-    ("__GFP_COMP", __GFP_COMP), ("__GFP_NOMEMALLOC", __GFP_NOMEMALLOC),
+    ("__GFP_NORETRY", __GFP_NORETRY), ("__GFP_COMP", __GFP_COMP), ("__GFP_ZERO", __GFP_ZERO),
+    ("__GFP_NOMEMALLOC", __GFP_NOMEMALLOC), ("__GFP_MEMALLOC", __GFP_MEMALLOC),
     ("__GFP_HARDWALL", __GFP_HARDWALL), ("__GFP_THISNODE", __GFP_THISNODE),
-    ("__GFP_ACCOUNT", __GFP_ACCOUNT),
+    ("__GFP_RECLAIMABLE", __GFP_RECLAIMABLE), ("__GFP_MOVABLE", __GFP_MOVABLE),
+    ("__GFP_ACCOUNT", __GFP_ACCOUNT), ("__GFP_WRITE", __GFP_WRITE), ("__GFP_RECLAIM", __GFP_RECLAIM),
+    ("__GFP_DIRECT_RECLAIM", __GFP_DIRECT_RECLAIM), ("__GFP_KSWAPD_RECLAIM", __GFP_KSWAPD_RECLAIM),
 )
 
 
 def gfp_string(mask: int) -> str:
-    """Format a mask like the kernel's ``%pGg``: ``GFP_KERNEL|__GFP_NOWARN``."""
+    """Format a mask like the kernel's ``%pGg`` (format_flags()): ``GFP_KERNEL|__GFP_NOWARN``."""
     parts = []
     rest = mask
-    for name, value in _COMPOSITES:
-        if rest & value == value:
-            parts.append(name)
-            rest &= ~value
-    for name, value in _BITS:
-        if rest & value:
+    for name, value in _NAMES:
+        if rest and rest & value == value:
             parts.append(name)
             rest &= ~value
     if rest:
         parts.append(hex(rest))
-    return "|".join(parts) if parts else "0"
+    return "|".join(parts)
 
 
 def gfpflags_allow_blocking(mask: int) -> bool:
@@ -98,7 +94,7 @@ def gfpflags_allow_blocking(mask: int) -> bool:
 
 def parse_gfp(text: str) -> int:
     """Parse ``GFP_KERNEL|__GFP_NOWARN`` back into a mask."""
-    table = dict(_COMPOSITES) | dict(_BITS)
+    table = dict(_NAMES)
     mask = 0
     for part in text.split("|"):
         part = part.strip()

@@ -56,8 +56,10 @@ WMARK_MIN, WMARK_LOW, WMARK_HIGH = 0, 1, 2
 ALLOC_WMARK_MASK = 0x03
 ALLOC_NO_WATERMARKS = 0x04
 ALLOC_OOM = 0x08
-ALLOC_HARDER = 0x10
-ALLOC_HIGH = 0x20  # == __GFP_HIGH
+ALLOC_HARDER = 0x10  # v5.11; 6.1.192 calls the bit ALLOC_NON_BLOCK
+ALLOC_HIGH = 0x20  # == __GFP_HIGH; 6.1.192: ALLOC_MIN_RESERVE
+ALLOC_NON_BLOCK = ALLOC_HARDER
+ALLOC_MIN_RESERVE = ALLOC_HIGH
 ALLOC_CPUSET = 0x40
 ALLOC_KSWAPD = 0x800  # == __GFP_KSWAPD_RECLAIM
 
@@ -82,7 +84,7 @@ class Zone:
     """``struct zone``."""
 
     __slots__ = ("idx", "name", "present", "managed", "free", "watermark", "watermark_boost",
-                 "lowmem_reserve", "boosted_flag")
+                 "lowmem_reserve")
 
     def __init__(self, idx: int, present: int, managed: int) -> None:
         self.idx = idx
@@ -93,21 +95,42 @@ class Zone:
         self.watermark = [0, 0, 0]  # _watermark[WMARK_MIN..HIGH]
         self.watermark_boost = 0
         self.lowmem_reserve = [0, 0, 0]
-        self.boosted_flag = False  # ZONE_BOOSTED_WATERMARK
 
     def wmark(self, i: int) -> int:
         """min/low/high_wmark_pages(): the watermark plus the boost."""
         return self.watermark[i] + self.watermark_boost
 
-    def watermark_ok(self, order: int, mark: int, highest: int, alloc_flags: int, free: int | None = None) -> bool:
+    def watermark_ok(self, order: int, mark: int, highest: int, alloc_flags: int, new_reserves: bool,
+                     free: int | None = None) -> bool:
         """__zone_watermark_ok() (no highatomic reserve, no CMA, no fragmentation)."""
         free_pages = (self.free if free is None else free) - ((1 << order) - 1)
-        m = mark
-        if alloc_flags & ALLOC_HIGH:
+        return free_pages > reserve_min(mark, alloc_flags, new_reserves) + self.lowmem_reserve[highest]
+
+
+def reserve_min(mark: int, alloc_flags: int, new_reserves: bool) -> int:
+    """The watermark a caller must stay above, after the reserves its flags open.
+
+    v5.11 (and vanilla v6.1): ALLOC_HIGH takes half; ALLOC_OOM half, or else
+    ALLOC_HARDER a quarter.  6.1.192 (the v6.3 reserves series, backported):
+    ALLOC_MIN_RESERVE takes half and, with ALLOC_NON_BLOCK too, a quarter
+    more; ALLOC_OOM half again.
+    """
+    m = mark
+    if new_reserves:
+        if alloc_flags & ALLOC_MIN_RESERVE:
             m -= m // 2
-        if alloc_flags & (ALLOC_HARDER | ALLOC_OOM):
-            m -= m // 2 if alloc_flags & ALLOC_OOM else m // 4
-        return free_pages > m + self.lowmem_reserve[highest]
+            if alloc_flags & ALLOC_NON_BLOCK:
+                m -= m // 4
+        if alloc_flags & ALLOC_OOM:
+            m -= m // 2
+        return m
+    if alloc_flags & ALLOC_HIGH:
+        m -= m // 2
+    if alloc_flags & ALLOC_OOM:
+        m -= m // 2
+    elif alloc_flags & ALLOC_HARDER:
+        m -= m // 4
+    return m
 
 
 class AllocRequest:
@@ -128,6 +151,10 @@ class PageAllocator:
     def __init__(self, kernel: "Kernel", memory_bytes: int, mm_version: str) -> None:
         self.kernel = kernel
         self.mm_version = mm_version
+        #: 6.1.192 backports: the v6.3 reserve rules, and zone_reclaimable_pages()
+        #: counting free pages when the LRU lists are empty
+        self.new_reserves = mm_version >= "6.1"
+        self.retry_ns = kernel.profile.ns("slowpath_retry_ns")
         layout = kernel.profile.layout
         ncpus = len(kernel.cpus)
         self.zones = self._make_zones(memory_bytes, layout, ncpus)
@@ -249,52 +276,52 @@ class PageAllocator:
         for z in reversed(self.zones):
             if z.idx > highest:
                 continue
-            while got < nr_blocks:
-                if nowm:
-                    room = z.free // size
-                else:
-                    mark = z.wmark(wm)
-                    m = mark
-                    if alloc_flags & ALLOC_HIGH:
-                        m -= m // 2
-                    if alloc_flags & (ALLOC_HARDER | ALLOC_OOM):
-                        m -= m // 2 if alloc_flags & ALLOC_OOM else m // 4
-                    # free - (size - 1) > m + reserve, for each block taken
-                    limit = m + z.lowmem_reserve[highest] + size - 1
-                    room = (z.free - limit - 1) // size + 1 if z.free > limit else 0
-                if room <= 0:
-                    break
-                k = min(room, nr_blocks - got)
-                z.free -= k * size
-                got += k
-                if z.boosted_flag:
-                    # rmqueue(): ZONE_BOOSTED_WATERMARK wakes kswapd
-                    z.boosted_flag = False
-                    self.kernel.vmscan.wakeup_kswapd(z, 0)
+            if nowm:
+                room = z.free // size
+            else:
+                # free - (size - 1) > min + reserve, for each block taken
+                limit = reserve_min(z.wmark(wm), alloc_flags, self.new_reserves) + z.lowmem_reserve[highest] + size - 1
+                room = (z.free - limit - 1) // size + 1 if z.free > limit else 0
+            if room <= 0:
+                continue
+            k = min(room, nr_blocks - got)
+            z.free -= k * size
+            got += k
+            if got == nr_blocks:
+                break
         return got
 
-    def _claim_pageblocks(self) -> None:
-        """boost_watermark() when unmovable allocations need a new pageblock."""
+    def _charge(self, owner: str, pages: int, alloc_flags: int) -> None:
+        """Account pages to ``owner``; claim pageblocks (and boost) as unmovable use grows."""
+        self.owners[owner] = self.owners.get(owner, 0) + pages
         used = self.managed_pages - self.nr_free_pages()
+        if used > self.unmovable_blocks * self.pageblock_pages:
+            self._steal_pageblocks(used, alloc_flags)
+
+    def _steal_pageblocks(self, used: int, alloc_flags: int) -> None:
+        """steal_suitable_fallback() -> boost_watermark(); with ALLOC_KSWAPD the
+        same allocation's rmqueue() wakes kswapd (ZONE_BOOSTED_WATERMARK)."""
+        z = self.zones[-1]
+        boosted = False
         while used > self.unmovable_blocks * self.pageblock_pages:
             self.unmovable_blocks += 1
-            z = self.zones[-1]
+            if self.pageblock_pages * 4 > z.managed:
+                continue  # "unlikely to produce results" on so small a zone
             max_boost = max(self.pageblock_pages, z.watermark[WMARK_HIGH] * WATERMARK_BOOST_FACTOR // 10000)
             z.watermark_boost = min(z.watermark_boost + self.pageblock_pages, max_boost)
-            z.boosted_flag = True
             self.stats["pgsteal_boost"] += 1
+            boosted = True
+        if boosted and alloc_flags & ALLOC_KSWAPD:
+            self.kernel.vmscan.wakeup_kswapd(z, 0)
 
     def alloc_fast(self, nr_blocks: int, order: int, gfp: int, owner: str) -> int:
-        """The first get_page_from_freelist() of __alloc_pages() (low watermark) for
-        ``nr_blocks`` blocks at once; returns how many were allocated."""
-        got = self._take(nr_blocks, order, WMARK_LOW)
+        """The first get_page_from_freelist() of __alloc_pages() (low watermark,
+        alloc_flags_nofragment()) for ``nr_blocks`` blocks at once; returns how many."""
+        flags = WMARK_LOW | (gfp & GFP_KSWAPD_RECLAIM)
+        got = self._take(nr_blocks, order, flags)
         if got:
-            self._account(owner, got << order)
+            self._charge(owner, got << order, flags)
         return got
-
-    def _account(self, owner: str, pages: int) -> None:
-        self.owners[owner] = self.owners.get(owner, 0) + pages
-        self._claim_pageblocks()
 
     def free_pages(self, nr_blocks: int, order: int, owner: str) -> None:
         """__free_pages(): back to the zone they came from (here: the highest with room)."""
@@ -316,10 +343,16 @@ class PageAllocator:
     # -- __alloc_pages() ------------------------------------------------------------------
 
     def gfp_to_alloc_flags(self, gfp: int) -> int:
+        """gfp_to_alloc_flags(): v5.11, or 6.1.192's (non-blocking means no direct reclaim)."""
         flags = WMARK_MIN | ALLOC_CPUSET
-        flags |= gfp & GFP_HIGH
-        flags |= gfp & GFP_KSWAPD_RECLAIM
-        if gfp & GFP_ATOMIC_FLAG:
+        flags |= gfp & (GFP_HIGH | GFP_KSWAPD_RECLAIM)
+        if self.new_reserves:
+            if not gfp & GFP_DIRECT_RECLAIM:
+                if not gfp & GFP_NOMEMALLOC:
+                    flags |= ALLOC_NON_BLOCK
+                if flags & ALLOC_MIN_RESERVE:
+                    flags &= ~ALLOC_CPUSET
+        elif gfp & GFP_ATOMIC_FLAG:
             if not gfp & GFP_NOMEMALLOC:
                 flags |= ALLOC_HARDER
             flags &= ~ALLOC_CPUSET
@@ -349,13 +382,14 @@ class PageAllocator:
         self.kernel.sync_all()  # frees that have happened by now count
         if self.alloc_fast(1, order, gfp, owner):
             return True
-        ok = yield from self._slowpath(task, gfp, order)
-        if ok:
-            self._account(owner, 1 << order)
-        return ok
+        flags = yield from self._slowpath(task, gfp, order)
+        if flags < 0:
+            return False
+        self._charge(owner, 1 << order, flags)
+        return True
 
-    def _slowpath(self, task: "Task | None", gfp: int, order: int) -> Generator[Any, Any, bool]:
-        """__alloc_pages_slowpath()."""
+    def _slowpath(self, task: "Task | None", gfp: int, order: int) -> Generator[Any, Any, int]:
+        """__alloc_pages_slowpath(): the alloc_flags that got the block, or -1 for none."""
         kernel = self.kernel
         vmscan = kernel.vmscan
         can_direct_reclaim = bool(gfp & GFP_DIRECT_RECLAIM) and task is not None
@@ -365,38 +399,42 @@ class PageAllocator:
         if alloc_flags & ALLOC_KSWAPD:
             vmscan.wake_all_kswapds(order)
         if self._take(1, order, alloc_flags):
-            return True
+            return alloc_flags
         while True:  # retry:
+            if task is not None:
+                task.debt += self.retry_ns
             if alloc_flags & ALLOC_KSWAPD:
                 vmscan.wake_all_kswapds(order)
             reserve = self._pfmemalloc_flags(gfp, task)
             if reserve:
-                alloc_flags = (alloc_flags & ~ALLOC_WMARK_MASK & ~ALLOC_NO_WATERMARKS) | reserve
+                # The reserve flags replace the others (current_alloc_flags());
+                # 6.1 keeps waking kswapd.
+                keep = alloc_flags & ALLOC_KSWAPD if self.mm_version >= "6.1" else 0
+                alloc_flags = reserve | keep
             if self._take(1, order, alloc_flags):
-                return True
+                return alloc_flags
             if not can_direct_reclaim or task is None or task.memalloc:
                 break  # nopage
-            # __alloc_pages_direct_reclaim()
+            # __alloc_pages_direct_reclaim(): no retry of the freelist without progress
             progress = yield from vmscan.try_to_free_pages(task, gfp, order)
             if progress:
                 kernel.sync_all()
                 if self._take(1, order, alloc_flags):
-                    return True
+                    return alloc_flags
                 # drain_all_pages() and retry once: no per-CPU lists modelled
             if gfp & GFP_NORETRY:
                 break
             if costly and not gfp & GFP_RETRY_MAYFAIL:
                 break
             # should_reclaim_retry()
-            retry = yield from self._should_reclaim_retry(task, order, alloc_flags, progress > 0,
-                                                          no_progress_loops)
             no_progress_loops = 0 if (progress and order <= PAGE_ALLOC_COSTLY_ORDER) else no_progress_loops + 1
+            retry = yield from self._should_reclaim_retry(task, order, alloc_flags, no_progress_loops)
             if retry:
                 continue
             # __alloc_pages_may_oom()
             got, did_some_progress = yield from self._may_oom(task, gfp, order)
             if got:
-                return True
+                return WMARK_HIGH | ALLOC_CPUSET
             if kernel.panicked is not None:
                 yield SLEEP_FOREVER
             if task.oom_victim and (alloc_flags & ALLOC_OOM or gfp & GFP_NOMEMALLOC):
@@ -407,24 +445,25 @@ class PageAllocator:
             break
         # nopage:
         if gfp & GFP_NOFAIL:
-            # __GFP_NOFAIL: loop forever (not used by anything kvfree-sim models)
-            raise NotImplementedError("__GFP_NOFAIL")
+            raise NotImplementedError("__GFP_NOFAIL")  # nothing kvfree-sim models uses it
         self.stats["alloc_fail"] += 1
         if not gfp & GFP_NOWARN:
             kernel.printk(f"{task.name if task else 'irq'}: page allocation failure: order:{order}, "
                           f"mode:{gfp:#x}({gfp_string(gfp)})")
-        return False
+        return -1
 
-    def _should_reclaim_retry(self, task: "Task", order: int, alloc_flags: int, did_some_progress: bool,
+    def _should_reclaim_retry(self, task: "Task", order: int, alloc_flags: int,
                               no_progress_loops: int) -> Generator[Any, Any, bool]:
         """should_reclaim_retry(): worth another round of reclaim?"""
-        loops = 0 if (did_some_progress and order <= PAGE_ALLOC_COSTLY_ORDER) else no_progress_loops + 1
-        if loops > MAX_RECLAIM_RETRIES:
+        if no_progress_loops > MAX_RECLAIM_RETRIES:
             return False
         ret = False
         for z in reversed(self.zones):
-            # available = reclaimable (no LRU pages here) + free
-            if z.watermark_ok(order, z.wmark(WMARK_MIN), ZONE_NORMAL, alloc_flags, z.free):
+            # available = zone_reclaimable_pages() + free.  No LRU pages here;
+            # 6.1.192's zone_reclaimable_pages() then returns the free count.
+            reclaimable = z.free if self.new_reserves else 0
+            if z.watermark_ok(order, z.wmark(WMARK_MIN), ZONE_NORMAL, alloc_flags, self.new_reserves,
+                              z.free + reclaimable):
                 ret = True
                 break
         # A workqueue worker must sleep here or the pool would never run its

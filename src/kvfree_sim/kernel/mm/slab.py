@@ -27,7 +27,10 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any, Generator
 
-from .gfp import GFP_COMP, GFP_DIRECT_RECLAIM, GFP_KSWAPD_RECLAIM, GFP_NOFAIL, GFP_NOMEMALLOC, GFP_NORETRY, GFP_NOWARN
+from .gfp import (
+    GFP_COMP, GFP_DIRECT_RECLAIM, GFP_KERNEL, GFP_KSWAPD_RECLAIM, GFP_NOFAIL, GFP_NOMEMALLOC, GFP_NORETRY,
+    GFP_NOWARN,
+)
 
 if TYPE_CHECKING:
     from ..sched import Task
@@ -148,7 +151,11 @@ class SlabCpu:
         if pages:
             cache.pages -= pages
             cache.discards += pages
-            cache.allocator.free_pages(pages, 0, cache.owner)
+            alloc = cache.allocator
+            alloc.free_pages(pages, 0, cache.owner)
+            vmscan = alloc.kernel.vmscan
+            if vmscan.reclaiming and not alloc.kernel.foreign_commit:
+                vmscan.reclaimed_slab += pages  # __free_slab(): current->reclaim_state
 
 
 class KmemCache:
@@ -166,6 +173,7 @@ class KmemCache:
             self.order = calculate_order(size, nr_cpus)
             self.min_order = get_order(size)
         self.owner = f"slab:{self.name}"
+        self.allocflags = GFP_COMP if self.order else 0  # s->allocflags
         self.objs_per_slab = self.objs_for_order(self.order)
         self.inuse = 0
         self.nr_slabs = 0
@@ -177,22 +185,25 @@ class KmemCache:
     def allocate_slab(self, task: "Task", cpu_slab: SlabCpu, gfp: int) -> Generator[Any, Any, bool]:
         """allocate_slab() (v5.11, v6.1): the cache's order without reclaim, else the minimum order."""
         alloc = self.allocator
-        order = self.order
-        flags = gfp | (GFP_COMP if order else 0)
-        if order > self.min_order:
-            alloc_gfp = (flags | GFP_NOWARN | GFP_NORETRY) & ~GFP_NOFAIL
-            if alloc_gfp & GFP_DIRECT_RECLAIM:
-                alloc_gfp = (alloc_gfp | GFP_NOMEMALLOC) & ~(GFP_DIRECT_RECLAIM | GFP_KSWAPD_RECLAIM)
-            ok = yield from alloc.alloc_pages(task, alloc_gfp, order, self.owner)
-            if ok:
-                cpu_slab.add_slabs(1, order)
-                return True
-            order = self.min_order
-            self.fallbacks += 1  # ORDER_FALLBACK
-        ok = yield from alloc.alloc_pages(task, flags, order, self.owner)
+        flags = gfp | self.allocflags
+        ok = yield from alloc.alloc_pages(task, self.first_attempt_gfp(flags), self.order, self.owner)
         if ok:
-            cpu_slab.add_slabs(1, order)
+            cpu_slab.add_slabs(1, self.order)
+            return True
+        ok = yield from alloc.alloc_pages(task, flags, self.min_order, self.owner)
+        if ok:
+            cpu_slab.add_slabs(1, self.min_order)
+            self.fallbacks += 1  # stat(s, ORDER_FALLBACK)
         return ok
+
+    def first_attempt_gfp(self, flags: int) -> int:
+        """allocate_slab(): "Let the initial higher-order allocation fail under
+        memory pressure": __GFP_NOWARN|__GFP_NORETRY, and no reclaim at all when
+        the cache's order is above its minimum."""
+        alloc_gfp = (flags | GFP_NOWARN | GFP_NORETRY) & ~GFP_NOFAIL
+        if alloc_gfp & GFP_DIRECT_RECLAIM and self.order > self.min_order:
+            alloc_gfp = (alloc_gfp | GFP_NOMEMALLOC) & ~(GFP_DIRECT_RECLAIM | GFP_KSWAPD_RECLAIM)
+        return alloc_gfp
 
     def refill_fast(self, cpu_slab: SlabCpu, objects: int) -> int:
         """Pre-allocate, through the fast path only, slabs for up to ``objects``
@@ -201,7 +212,8 @@ class KmemCache:
         if need <= 0:
             return 0
         n = -(-need // self.objs_per_slab)
-        got = self.allocator.alloc_fast(n, self.order, 0, self.owner)
+        gfp = self.first_attempt_gfp(GFP_KERNEL | self.allocflags)
+        got = self.allocator.alloc_fast(n, self.order, gfp, self.owner)
         if got:
             cpu_slab.add_slabs(got, self.order)
         return got

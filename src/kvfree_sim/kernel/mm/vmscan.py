@@ -83,6 +83,8 @@ class Vmscan:
         self.kernel = kernel
         self.mm_version = mm_version
         self.shrinkers: list[Shrinker] = []
+        self.reclaiming = False  # a shrinker is running in some reclaimer's context
+        self.reclaimed_slab = 0  # current->reclaim_state->reclaimed_slab
         self.kswapd_failures = 0
         self.kswapd_order = 0
         self.kswapd_sleeping = True
@@ -173,13 +175,25 @@ class Vmscan:
         return freed
 
     def shrink_node(self, task: Task, gfp: int, priority: int) -> Generator[Any, Any, int]:
-        """shrink_node(): LRU lists (empty here) then slab; returns pages reclaimed."""
+        """shrink_node(): LRU lists (empty here) then slab; returns pages reclaimed.
+
+        What counts is ``reclaim_state->reclaimed_slab``: slab pages freed by
+        the shrinkers while they ran, in the reclaimer's own context
+        (``__free_slab()``).  The kvfree_rcu shrinker frees none: cached bulk
+        pages are not slab pages, and its objects are freed later by a kworker.
+        """
         task.debt += self.shrink_node_ns
-        self.shrink_slab(task, gfp, priority)
+        self.reclaimed_slab = 0
+        self.reclaiming = True
+        try:
+            self.shrink_slab(task, gfp, priority)
+        finally:
+            self.reclaiming = False
+        reclaimed = self.reclaimed_slab
+        if reclaimed:
+            self.kswapd_failures = 0  # "A successful direct reclaim run will revive a dormant kswapd."
         yield 0  # the pass's CPU time elapses before the next one starts
-        # reclaim_state->reclaimed_slab: slab pages the shrinkers freed
-        # synchronously.  The kvfree_rcu shrinker frees none.
-        return 0
+        return reclaimed
 
     # -- direct reclaim --------------------------------------------------------------
 
@@ -228,7 +242,7 @@ class Vmscan:
     def pgdat_balanced(self, order: int) -> bool:
         """pgdat_balanced(): some eligible zone is above its high watermark (boost included)."""
         for z in self.kernel.mm.zones:
-            if z.watermark_ok(order, z.wmark(WMARK_HIGH), z.idx, 0):
+            if z.watermark_ok(order, z.wmark(WMARK_HIGH), z.idx, 0, False):
                 return True
         return False
 

@@ -1,0 +1,86 @@
+"""The cost table and machine profiles (src/kvfree_sim/core/costs.py): issue 2 item 7.
+
+Item 7 asks for the CPU cost of each modelled operation "in one table with the
+source or measurement behind each number"; the kernel's logic and constants
+never live in a profile.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kvfree_sim.core.costs import (
+    COSTS, LAYOUT, MachineProfile, ProfileError, builtin_profiles, load_profile, parse_profile,
+)
+
+from ktest import make_profile
+
+
+@pytest.mark.parametrize("name", builtin_profiles())
+def test_shipped_profiles_give_every_entry_with_a_source(name: str) -> None:
+    p = load_profile(name)
+    assert set(p.costs) == set(COSTS)
+    assert set(p.layout) == set(LAYOUT)
+    for key in (*COSTS, *LAYOUT):
+        assert p.sources.get(key, "").strip(), f"{name}: {key} has no source"
+    assert p.source.strip()
+
+
+def test_the_default_profile_is_shipped() -> None:
+    assert load_profile(None).name == load_profile("x86-server").name
+
+
+def test_ns_and_ps_round_the_costs() -> None:
+    p = make_profile({"kmalloc_ns": 6.4, "kfree_bulk_ns": 15.5, "rcu_cb_ns": 0.0125})
+    assert p.ns("kmalloc_ns") == 6
+    assert p.ps("kmalloc_ns") == 6400
+    assert p.ns("kfree_bulk_ns") == 16  # round half to even: 15.5 -> 16
+    assert p.ps("rcu_cb_ns") == 12  # 12.5 ps -> 12 (half to even)
+
+
+def _doc(profile: MachineProfile) -> dict:
+    return json.loads(json.dumps(profile.to_json()))
+
+
+def test_a_profile_survives_a_json_round_trip() -> None:
+    p = make_profile({"kmalloc_ns": 7.0})
+    q = parse_profile(_doc(p), "roundtrip")
+    assert q.costs == p.costs
+    assert q.layout == p.layout
+    assert q.sources == p.sources
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d["costs"].pop("kmalloc_ns"), "missing costs entry 'kmalloc_ns'"),
+    (lambda d: d["costs"].__setitem__("made_up_ns", {"value": 1, "source": "x"}), "unknown costs entry 'made_up_ns'"),
+    (lambda d: d["layout"].pop("zone_dma"), "missing layout entry 'zone_dma'"),
+    (lambda d: d["costs"].__setitem__("kmalloc_ns", {"value": -1, "source": "x"}), "costs.kmalloc_ns must be a number >= 0"),
+    (lambda d: d["costs"].__setitem__("kmalloc_ns", {"value": True, "source": "x"}), "costs.kmalloc_ns must be a number >= 0"),
+    (lambda d: d.pop("layout"), "missing section 'layout'"),
+])
+def test_bad_profiles_are_refused(mutate, message: str) -> None:
+    doc = _doc(make_profile())
+    mutate(doc)
+    with pytest.raises(ProfileError, match=message.replace(".", r"\.")):
+        parse_profile(doc, "bad")
+
+
+def test_with_costs_replaces_costs_and_records_their_source() -> None:
+    p = make_profile()
+    q = p.with_costs("fitted", {"kmalloc_ns": 9.0}, "fit of run 3")
+    assert q.costs["kmalloc_ns"] == 9.0
+    assert q.sources["kmalloc_ns"] == "fit of run 3"
+    assert q.layout == p.layout
+    assert p.costs["kmalloc_ns"] == 0.0  # the original is untouched
+
+
+def test_profile_files_load_by_path(tmp_path) -> None:
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(make_profile({"kmalloc_ns": 3.0}).to_json()))
+    assert load_profile(str(path)).costs["kmalloc_ns"] == 3.0
+    with pytest.raises(ProfileError):
+        load_profile(str(tmp_path / "absent.json"))
+    with pytest.raises(ProfileError):
+        load_profile("no-such-profile")

@@ -1,0 +1,200 @@
+"""Tree RCU grace periods (src/kvfree_sim/kernel/rcu.py) against kernel/rcu/{rcu.h,tree.c,tree.h,
+tree_plugin.h} (v6.1, PREEMPT_RCU, one rcu_node)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kvfree_sim.kernel.rcu import (
+    rcu_seq_diff, rcu_seq_done, rcu_seq_endval, rcu_seq_snap, rcu_seq_start, rcu_seq_state,
+)
+from kvfree_sim.kernel.sched import SLEEP
+
+from ktest import MSEC, USEC, at, hog, spawn
+
+
+# -- gp_seq arithmetic (kernel/rcu/rcu.h), expected values worked out by hand ------------
+
+
+@pytest.mark.parametrize("s, snap", [(0, 4), (1, 8), (3, 8), (4, 8), (5, 12), (8, 12)])
+def test_rcu_seq_snap(s: int, snap: int) -> None:
+    """rcu_seq_snap(): (s + 2 * RCU_SEQ_STATE_MASK + 1) & ~RCU_SEQ_STATE_MASK, i.e.
+    (s + 7) & ~3: the end of the next full GP; during a GP (s odd) the GP after it."""
+    assert rcu_seq_snap(s) == snap
+
+
+def test_rcu_seq_start_end_state_done() -> None:
+    """rcu_seq_start(): +1 (state 1 = in progress); rcu_seq_endval(): (s | 3) + 1;
+    rcu_seq_state(): s & 3; rcu_seq_done(): ULONG_CMP_GE(*sp, s)."""
+    assert rcu_seq_start(4) == 5 and rcu_seq_state(5) == 1
+    assert rcu_seq_endval(5) == 8 and rcu_seq_state(8) == 0
+    assert rcu_seq_endval(1) == 4
+    assert rcu_seq_done(4, 4) and rcu_seq_done(8, 4)
+    assert not rcu_seq_done(3, 4) and not rcu_seq_done(5, 8)
+
+
+@pytest.mark.parametrize("new, old, diff", [
+    (0, 0, 0),
+    (1, 0, 1),     # rnd_diff = 0 - 0 + 1 = 1 <= 3
+    (5, 4, 1),     # rnd_diff = 4 - 4 + 1 = 1
+    (4, 0, 2),     # rnd_diff = 4: ((4 - 3 - 1) >> 2) + 2
+    (8, 4, 2),     # rnd_diff = 8 - 4 = 4
+    (9, 4, 2),     # rnd_diff = 8 - 4 + 1 = 5: ((5 - 4) >> 2) + 2
+    (12, 5, 2),    # rnd_diff = 12 - ((5 + 3) & ~3 = 8) + 1 = 5
+    (8, 0, 3),     # rnd_diff = 8: (4 >> 2) + 2
+    (400, 0, 101), # rnd_diff = 400: (396 >> 2) + 2
+])
+def test_rcu_seq_diff(new: int, old: int, diff: int) -> None:
+    """rcu_seq_diff() (rcu.h v6.1): rnd_diff = (new & ~3) - ((old + 3) & ~3) +
+    ((new & 3) || (old & 3)); 1 if rnd_diff <= 3, else ((rnd_diff - 4) >> 2) + 2.
+    rcuscale prints it as "batches"."""
+    assert rcu_seq_diff(new, old) == diff
+
+
+# -- FQS timing defaults (tree.h, tree.c rcu_init_geometry()) --------------------------------
+
+
+@pytest.mark.parametrize("hz, ncpus, jiffies", [
+    (1000, 1, 3), (1000, 256, 4), (300, 1, 2), (250, 1, 1), (250, 256, 2), (100, 1, 1),
+])
+def test_jiffies_till_fqs_defaults(make_kernel, hz: int, ncpus: int, jiffies: int) -> None:
+    """rcu_init_geometry() (tree.c v6.1): d = RCU_JIFFIES_TILL_FORCE_QS + nr_cpu_ids /
+    RCU_JIFFIES_FQS_DIV, RCU_JIFFIES_TILL_FORCE_QS = 1 + (HZ > 250) + (HZ > 500),
+    RCU_JIFFIES_FQS_DIV = 256 (tree.h); both first and next FQS delays default to d."""
+    kernel = make_kernel(ncpus=ncpus, hz=hz, start=False)
+    assert kernel.rcu.jiffies_till_first_fqs == jiffies
+    assert kernel.rcu.jiffies_till_next_fqs == jiffies
+
+
+def test_explicit_fqs_jiffies_are_kept(make_kernel) -> None:
+    kernel = make_kernel(start=False, jiffies_till_first_fqs=7, jiffies_till_next_fqs=5)
+    assert (kernel.rcu.jiffies_till_first_fqs, kernel.rcu.jiffies_till_next_fqs) == (7, 5)
+
+
+# -- grace-period length ---------------------------------------------------------------------
+
+
+def one_gp(kernel, until: int = 100 * MSEC) -> tuple[int, int]:
+    """Request one GP with a call_rcu() on CPU 0 at 0.5 ms; return (start, end) of it."""
+    at(kernel, 500 * USEC, kernel.rcu.call_rcu, kernel.cpus[0], lambda _: None)
+    kernel.sim.run(until=until)
+    rcu = kernel.rcu
+    assert rcu.gp_count == 1 and rcu.gp_seq == 4
+    return rcu.gp_started_at, rcu.gp_started_at + rcu.gp_durations[0]
+
+
+@pytest.mark.parametrize("hz, ticks", [(1000, 4), (300, 3), (250, 2), (100, 2)])
+def test_gp_with_idle_cpus_ends_at_the_first_fqs(make_kernel, hz: int, ticks: int) -> None:
+    """Dyntick-idle CPUs report nothing; the GP kthread's first FQS scan
+    (rcu_gp_fqs(true) -> force_qs_rnp(dyntick_save_progress_counter)) reports them.
+    rcu_gp_fqs_loop() sleeps jiffies_till_first_fqs (3 at HZ=1000, 2 at HZ=300,
+    1 at HZ<=250) on a level-0 timer, which fires one jiffy after it expires
+    (calc_index()): the GP lasts about that + 1 ticks after rcu_gp_init()."""
+    kernel = make_kernel(ncpus=4, hz=hz)
+    start, end = one_gp(kernel, until=300 * MSEC)
+    tick = kernel.clock.tick_ns
+    assert (ticks - 0.5) * tick < end - start <= ticks * tick
+
+
+def test_gp_with_all_cpus_busy_ends_after_about_two_ticks(make_kernel) -> None:
+    """A busy CPU notices the new GP at its first tick (rcu_pending() ->
+    rcu_core() -> note_gp_changes()) and reports its quiescent state at the next
+    (rcu_flavor_sched_clock_irq() -> rcu_qs(); rcu_report_qs_rdp()); the last report
+    wakes the GP kthread (rcu_report_qs_rsp()): about 2 ticks, shorter than with
+    idle CPUs (4 ticks at HZ=1000)."""
+    kernel = make_kernel(ncpus=4)
+    for c in range(4):
+        spawn(kernel, f"hog{c}", hog, cpu=c)
+    start, end = one_gp(kernel)
+    assert 1 * MSEC < end - start <= 2 * MSEC + 200 * USEC
+
+
+@pytest.mark.parametrize("preempt_off", [False, True])
+def test_a_long_preempt_disabled_burst_holds_the_gp_up(make_kernel, preempt_off: bool) -> None:
+    """rcu_flavor_sched_clock_irq() (tree_plugin.h v6.1): a tick that finds
+    preemption disabled (preempt_count() & PREEMPT_MASK) reports no quiescent
+    state, and the FQS scan sees no dynticks change on a CPU that never idles
+    (rcu_implicit_dynticks_qs()); so a CPU in a 20 ms preempt-off burst holds the GP
+    until the burst ends.  The same 20 ms burst with preemption enabled does not."""
+    kernel = make_kernel(ncpus=2)
+    spawn(kernel, "hog0", hog, cpu=0)
+
+    def burst(me):
+        me.preempt_off = preempt_off
+        yield 20 * MSEC
+        yield SLEEP
+
+    spawn(kernel, "burst", burst, cpu=1)
+    start, end = one_gp(kernel)
+    if preempt_off:
+        assert 20 * MSEC <= end <= 26 * MSEC
+    else:
+        assert end - start <= 4 * MSEC
+
+
+def test_gp_kthread_is_a_nice0_cfs_task(make_kernel) -> None:
+    """rcu_gp_kthread() is created by kthread_create() as SCHED_NORMAL nice 0
+    (kthread_prio = 0 without CONFIG_RCU_BOOST)."""
+    kernel = make_kernel()
+    assert kernel.rcu.kthread.nice == 0 and kernel.rcu.kthread.name == "rcu_preempt"
+
+
+# -- callbacks -------------------------------------------------------------------------------
+
+
+def test_call_rcu_callbacks_wait_for_a_gp_that_started_after_the_call(make_kernel) -> None:
+    """call_rcu() queues on the calling CPU; rcu_accelerate_cbs() tags the callback
+    with rcu_seq_snap(&rcu_state.gp_seq): 4 when called at gp_seq 0, but 8 when
+    called during GP 1 (gp_seq 1), so it waits for the next GP too; rcu_do_batch()
+    invokes them in order from RCU_SOFTIRQ on the CPU that queued them."""
+    kernel = make_kernel(ncpus=2)
+    rcu = kernel.rcu
+    ran: list[tuple[str, int, int, str]] = []
+
+    def cb(arg: tuple[str, int]) -> None:
+        name, cpu = arg
+        ran.append((name, rcu.gp_seq, cpu, kernel.cpus[cpu].context))
+
+    def first() -> None:
+        assert rcu.gp_seq == 0
+        rcu.call_rcu(kernel.cpus[0], cb, ("a1", 0))
+        rcu.call_rcu(kernel.cpus[0], cb, ("a2", 0))
+
+    def during_gp() -> None:
+        assert rcu.gp_seq == 1  # GP 1 in progress
+        rcu.call_rcu(kernel.cpus[1], cb, ("b", 1))
+
+    at(kernel, 500 * USEC, first)
+    at(kernel, 2 * MSEC + 500 * USEC, during_gp)
+    kernel.sim.run(until=100 * MSEC)
+    assert [r[0] for r in ran] == ["a1", "a2", "b"]
+    (_, s1, c1, ctx1), (_, s2, c2, ctx2), (_, s3, c3, ctx3) = ran
+    assert s1 >= 4 and s2 >= 4 and s3 >= 8
+    assert (c1, c2, c3) == (0, 0, 1)
+    assert ctx1 == ctx2 == ctx3 == "softirq"
+    assert rcu.gp_count == 2 and rcu.gp_seq == 8
+
+
+def test_synchronize_rcu_blocks_the_caller_until_a_gp_has_passed(make_kernel) -> None:
+    """synchronize_rcu() -> wait_rcu_gp(call_rcu) (include/linux/rcupdate_wait.h):
+    the caller sleeps in wait_for_completion() and gives its CPU up; it resumes
+    after a full GP: gp_seq >= rcu_seq_snap(gp_seq at the call)."""
+    kernel = make_kernel(ncpus=1)
+    rcu = kernel.rcu
+    marks: list[tuple[int, int]] = []
+
+    def caller(me):
+        yield 100 * USEC
+        marks.append((kernel.sim.now, rcu.gp_seq))
+        yield from rcu.synchronize_rcu(me)
+        marks.append((kernel.sim.now, rcu.gp_seq))
+
+    other = spawn(kernel, "other", hog, cpu=0, at=200 * USEC)
+    spawn(kernel, "caller", caller, cpu=0, at=1 * MSEC + 300 * USEC)
+    kernel.sim.run(until=50 * MSEC)
+    (t0, s0), (t1, s1) = marks
+    assert s1 >= (s0 + 7) & ~3
+    gp_end = rcu.gp_started_at + rcu.gp_durations[-1]
+    assert t1 >= gp_end > t0
+    # while the caller slept, the other task had the CPU
+    assert other.sum_exec >= (t1 - t0) - 100 * USEC
