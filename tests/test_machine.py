@@ -57,3 +57,14 @@ def test_oom_panic_is_an_outcome_with_the_kernels_report():
     assert "Out of memory and no killable processes..." in texts
     assert texts[-1] == "Kernel panic - not syncing: System is deadlocked on memory"
     assert r.total_ns is None and r.result_line is None
+
+
+def test_sampling_does_not_change_the_run():
+    """The timeline sampler only reads state between events."""
+    cfg = make_config("v5.11+v3", cpus=2, bootargs=SMALL)
+    samples: list[dict] = []
+    a = simulate(cfg)
+    b = simulate(cfg, sampler=samples.append, sample_ns=100_000)
+    assert json.dumps(a.as_dict(), sort_keys=True) == json.dumps(b.as_dict(), sort_keys=True)
+    assert samples and samples[0]["t_ns"] == 0
+    assert all(s2["t_ns"] - s1["t_ns"] == 100_000 for s1, s2 in zip(samples, samples[1:]))

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .checks import InvariantViolation, Invariants
 from .config import RunConfig
 from .core.costs import MachineProfile, load_profile
 from .core.sim import StopSimulation
+from .kernel.mm.page_alloc import WMARK_HIGH, WMARK_LOW, WMARK_MIN
 from .kernel.system import Kernel
 from .kvfree_rcu.tree import CALIBRATION_COUNTERS
 from .kvfree_rcu.variants import get_variant
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
     from .trace.hooks import Tracer
 
 NSEC_PER_SEC = 1_000_000_000
+
+#: called with one sample (a dict of ints, see Machine.sample) every sample_ns of simulated time
+Sampler = Callable[[dict[str, int]], None]
+DEFAULT_SAMPLE_NS = 10_000_000
 
 
 @dataclass
@@ -64,8 +69,12 @@ class Machine:
     """The simulated guest of one run."""
 
     def __init__(self, cfg: RunConfig, profile: MachineProfile | None = None,
-                 tracer: "Tracer | None" = None) -> None:
+                 tracer: "Tracer | None" = None, sampler: Sampler | None = None,
+                 sample_ns: int = DEFAULT_SAMPLE_NS) -> None:
         self.cfg = cfg
+        self.sampler = sampler
+        self.sample_ns = sample_ns
+        self._next_sample = 0
         self.profile = profile or load_profile(cfg.profile)
         variant = get_variant(cfg.variant)
         rt = cfg.rcutree
@@ -114,7 +123,7 @@ class Machine:
             t = 0
             while not self.test.done and k.panicked is None and k.sim.now < limit:
                 t = min(t + step, limit)
-                k.sim.run(until=t)
+                self._advance(t)
                 if k.sim.peek() is None:
                     break
                 self.checks.check_pages()
@@ -127,6 +136,42 @@ class Machine:
             violation = str(e)
         wall = time.perf_counter() - wall0
         return self._result(violation, wall)
+
+    def _advance(self, until: int) -> None:
+        """``sim.run(until)``, pausing at every sample instant on the way to call the sampler.
+
+        Splitting sim.run() at instants runs the same events in the same order,
+        so a sampled run's result equals the unsampled one's.  The end of the
+        test and a panic stop the simulator (sim.stop()): sim.run() must not
+        be called again after either, as run() would not have been.
+        """
+        k = self.kernel
+        while self.sampler is not None and self._next_sample <= until:
+            k.sim.run(until=self._next_sample)
+            if self.test.done or k.panicked is not None:
+                return
+            self.sampler(self.sample(self._next_sample))
+            self._next_sample += self.sample_ns
+        k.sim.run(until=until)
+
+    def sample(self, t_ns: int) -> dict[str, int]:
+        """What the timeline plots, read at ``t_ns`` (after every event up to then)."""
+        mm, c = self.kernel.mm, self.kvfree.c
+        return {
+            "t_ns": t_ns,
+            "free_pages": mm.nr_free_pages(),
+            "wmark_min": sum(z.wmark(WMARK_MIN) for z in mm.zones),
+            "wmark_low": sum(z.wmark(WMARK_LOW) for z in mm.zones),
+            "wmark_high": sum(z.wmark(WMARK_HIGH) for z in mm.zones),
+            "cached_pages": sum(krcp.nr_bkv_objs for krcp in self.kvfree.krc),
+            "shrink_count": c["shrink_count"],
+            "shrink_scan": c["shrink_scan"],
+            "drained_pages": c["drained_pages"],
+            "fill_runs": c["fill_runs"],
+            "fill_pages": c["fill_pages"],
+            "kswapd_runs": self.kernel.vmscan.stats["kswapd_runs"],
+            "direct_reclaims": self.kernel.vmscan.stats["direct_reclaims"],
+        }
 
     def _outcome(self, violation: str | None) -> str:
         k = self.kernel
@@ -168,9 +213,10 @@ class Machine:
         )
 
 
-def simulate(cfg: RunConfig, profile: MachineProfile | None = None, tracer: "Tracer | None" = None) -> RunResult:
-    """Run one configuration to its outcome."""
-    return Machine(cfg, profile, tracer).run()
+def simulate(cfg: RunConfig, profile: MachineProfile | None = None, tracer: "Tracer | None" = None,
+             sampler: Sampler | None = None, sample_ns: int = DEFAULT_SAMPLE_NS) -> RunResult:
+    """Run one configuration to its outcome; ``sampler`` gets a sample every ``sample_ns``."""
+    return Machine(cfg, profile, tracer, sampler, sample_ns).run()
 
 
 __all__ = ["Machine", "RunResult", "simulate", "CALIBRATION_COUNTERS"]

@@ -291,9 +291,10 @@ def output_dir(path: Path) -> Iterator[Path]:
         raise
 
 
-def _title(plan: Plan) -> str:
+def _title(plan: Plan, runs: str | None = None) -> str:
     cfg = plan.configs[0]
-    return f"{cfg.cpus} CPUs, {plan.memory}, {len(plan.seeds)} runs per variant: {cfg.bootargs}"
+    runs = runs or f"{len(plan.seeds)} runs per variant"
+    return f"{cfg.cpus} CPUs, {plan.memory}, {runs}: {cfg.bootargs}"
 
 
 def _timeline_why() -> str:
@@ -315,7 +316,7 @@ def write_outputs(plan: Plan, outputs: Sequence[RunOutput], report: dict[str, An
         "runs.json": lambda f: json.dump({**report, "runs": rows}, f, indent=1, sort_keys=False),
         "summary.md": lambda f: f.write(summary),
         "completion.png": lambda f: completion_plot(rows, plan.variants, f, title=_title(plan)),
-        "timeline.png": lambda f: timeline_plot(samples, f, title=_title(plan), why_empty=_timeline_why()),
+        "timeline.png": lambda f: timeline_plot(samples, f, title=_title(plan, f"seed {plan.seeds[0]} of each variant"), why_empty=_timeline_why()),
     }
     if any(samples.values()):
         writers["timeline.json"] = lambda f: json.dump({"seed": plan.seeds[0], "samples": samples}, f)

@@ -22,6 +22,10 @@ MORE_SPREAD = 1.5
 MIN_SPREAD_DIFF = 0.01
 #: how many of the explaining counters the summary lists per variant
 TOP_COUNTERS = 3
+#: two runs of one seed closer than this (relative) count as equally fast
+PAIR_TOLERANCE = 0.001
+#: the share of refilled pages drained unused from which refill and shrinker "undo each other's work"
+CIRCLE_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -78,13 +82,18 @@ def oom_sentence(stats: Sequence[VariantStats]) -> str:
 
 
 def paired(rows: Sequence[Row], variant: str, base: str) -> tuple[int, int, int]:
-    """Seed by seed: (slower, faster, both timed) of ``variant`` against ``base``."""
+    """Seed by seed: (slower, faster, both timed) of ``variant`` against ``base``.
+
+    Differences within PAIR_TOLERANCE count as neither slower nor faster.
+    """
     def times(v: str) -> dict[int, float]:
         return {r["seed"]: t for r in rows if r["variant"] == v and (t := completion_s(r)) is not None}
 
     a, b = times(variant), times(base)
     both = a.keys() & b.keys()
-    return sum(a[s] > b[s] for s in both), sum(a[s] < b[s] for s in both), len(both)
+    slower = sum(a[s] > b[s] * (1 + PAIR_TOLERANCE) for s in both)
+    faster = sum(a[s] < b[s] * (1 - PAIR_TOLERANCE) for s in both)
+    return slower, faster, len(both)
 
 
 def time_line(s: VariantStats) -> str:
@@ -120,7 +129,8 @@ def comparison_line(s: VariantStats, base: VariantStats, rows: Sequence[Row]) ->
     if s.time_median_s is None or base.time_median_s is None:
         return f"- {s.variant} vs {base.variant}: not comparable, one of them has no completed run."
     slower, faster, both = paired(rows, s.variant, base.variant)
-    seeds = f"; seed by seed slower on {slower} and faster on {faster} of {both}" if both else ""
+    seeds = (f"; seed by seed slower on {slower}, faster on {faster} and within "
+             f"{PAIR_TOLERANCE:.1%} on {both - slower - faster} of {both}") if both else ""
     return f"- {_longer_phrase(s, base)}{seeds}{_varies_phrase(s, base)}."
 
 
@@ -132,7 +142,7 @@ def extremes_line(stats: Sequence[VariantStats]) -> str:
     slow = max(timed, key=lambda s: s.time_median_s or 0.0)
     text = f"Slowest median: {slow.variant} ({_num(slow.time_median_s, 3)} s)."
     wide = max(timed, key=lambda s: _spread(s) or 0.0)
-    if _spread(wide):
+    if round(_spread(wide) or 0.0, 3):
         text += f" Widest spread: {wide.variant} ({_num(_spread(wide), 3)} s)."
     return text
 
@@ -182,8 +192,11 @@ def _drain_sentence(s: VariantStats, base: VariantStats) -> str:
             f"its refill worker ran {_num(_c(s, 'fill_runs'))} times for {_num(_c(s, 'fill_pages'))} pages "
             f"(vs {_num(_c(base, 'fill_runs'))} runs, {_num(_c(base, 'fill_pages'))} pages)")
     if unused:
-        text += (f", and {_num(unused)} of the refilled pages were drained again before any kvfree_rcu() "
-                 f"call used them: the refill worker and the shrinker undo each other's work")
+        share = unused / _c(s, "fill_pages") if _c(s, "fill_pages") else 1.0
+        text += (f", and {_num(unused)} of the refilled pages ({share:.2%}) were drained again before any "
+                 f"kvfree_rcu() call used them")
+        if share >= CIRCLE_SHARE:
+            text += ": the refill worker and the shrinker undo each other's work"
     return text + "."
 
 

@@ -1,0 +1,72 @@
+"""summary.md is generated from the numbers."""
+
+from __future__ import annotations
+
+from kvfree_sim.report.summary import Context, summary_markdown, top_differences
+from kvfree_sim.report.tables import all_stats
+
+from report_rows import make_row
+
+CTX = Context(cpus=64, memory="512M", bootargs="rcuscale.kfree_rcu_test=1", runs=5, seeds=[1, 2, 3, 4, 5])
+
+
+def _summary(rows, variants=("base", "patched")) -> str:
+    return summary_markdown(rows, all_stats(rows, list(variants)), CTX)
+
+
+def test_summary_says_which_variant_is_slower_and_varies_more(rows) -> None:
+    text = _summary(rows)
+    assert "64 CPUs, 512M" in text and "seeds 1..5" in text
+    assert "patched takes longer than base: median 17.000 s vs 10.100 s (+68%)" in text
+    assert "slower on 4, faster on 0 and within 0.1% on 0 of 4" in text
+    assert "it varies more (spread 6.000 s vs 0.200 s)" in text
+    assert "Slowest median: patched" in text
+
+
+def test_summary_counts_oom(rows) -> None:
+    text = _summary(rows)
+    assert "**patched**: 4 of 5 runs completed, 0 completed after the OOM killer ran, 1 panicked (OOM)" in text
+    assert "Runs that ended in or went through OOM: patched 1 of 5." in text
+
+
+def test_summary_explains_from_counters(rows) -> None:
+    text = _summary(rows)
+    assert "patched's shrinker drained 403 cached pages per run over 40 scans, vs 0 for base" in text
+    assert "300 of the refilled pages (6.67%) were drained again" in text
+    assert "undo each other's work" in text
+    assert "kfree threads spent 150.0 ms per run in direct reclaim vs 0.0 ms" in text
+    assert "held the kfree threads' CPUs for 90.0 ms per run vs 2.0 ms" in text
+    assert "rcu_head list" not in text.split("## What differs")[1].split("\n\n")[2]  # head_fallback equal
+
+
+def test_top_differences_rank_by_relative_change(rows) -> None:
+    base, patched = all_stats(rows, ["base", "patched"])
+    keys = [m.key for m in top_differences(patched, base)]
+    assert keys[0] in ("drained_pages", "refill_drained_unused", "mm_thread_direct_reclaim_ns")
+    assert "head_fallback" not in keys
+
+
+def test_summary_of_one_variant_and_of_a_variant_that_never_completes() -> None:
+    only = [make_row("base", s) for s in (1, 2)]
+    assert "## What differs" not in _summary(only, ["base"])
+    rows = only + [make_row("dead", s, outcome="oom-panic", total_s=None) for s in (1, 2)]
+    text = _summary(rows, ["base", "dead"])
+    assert "**dead**: no run printed a completion time" in text
+    assert "dead vs base: not comparable" in text
+    assert "dead 2 of 2" in text
+
+
+def test_identical_variants_are_about_the_same() -> None:
+    rows = [make_row(v, s) for v in ("a", "b") for s in (1, 2)]
+    text = _summary(rows, ["a", "b"])
+    assert "b takes about as long as a" in text and "(0%)" in text
+    assert "within 0.1% on 2 of 2" in text and "Widest spread" not in text
+    assert "the explaining counters are the same" in text
+    assert "No run of any variant hit the OOM killer" in text
+
+
+def test_a_few_pages_drained_unused_is_not_called_a_circle() -> None:
+    rows = [make_row("a", 1), make_row("b", 1, drained_pages=5, refill_drained_unused=2, fill_pages=100_000)]
+    text = _summary(rows, ["a", "b"])
+    assert "2 of the refilled pages (0.00%) were drained again" in text
+    assert "undo each other's work" not in text
