@@ -366,6 +366,8 @@ class Cpu:
         Simulator.cancel(self.burst_ev)
         left = curr.chunk.remaining if curr.chunk is not None else curr.burst
         self.burst_ev = self.sim.at(max(self.run_start, self.sim.now) + left, self._burst_end, None, PRIO_NORMAL)
+        if self.rq:
+            self._maybe_tick()
 
     def _burst_end(self, _: object) -> None:
         self.burst_ev = None
@@ -489,7 +491,6 @@ class Cpu:
         if prev is None:
             self._exit_idle()
         self.run_start = max(self.run_start, self.sim.now) + self.ctx_switch_ns
-        self._update_tick()
         self._start_curr()
 
     def _preempt(self) -> None:
@@ -544,7 +545,7 @@ class Cpu:
             return
         self._account()
         self.rq.append(t)
-        self._update_tick()
+        self._maybe_tick()
         if self._should_preempt(t):
             self.need_resched = True
             if not self.in_resume and not curr.preempt_off and self.resume_ev is None:
@@ -588,7 +589,6 @@ class Cpu:
             self.rq.remove(t)
             self.load -= t.weight
             t.runnable = False
-            self._update_tick()
 
     def sync(self) -> None:
         """Bring curr's divisible burst up to now (another CPU is about to look).
@@ -683,41 +683,39 @@ class Cpu:
 
     # -- ticks ------------------------------------------------------------------
 
-    def _update_tick(self) -> None:
-        """Keep a tick event only while CFS has a slice to end (>= 2 runnable)."""
-        if self.nr_running >= 2:
-            if self.tick_ev is None:
-                clock = self.kernel.clock
-                self.tick_ev = self.sim.at(clock.next_tick(self.sim.now), self._tick, None, PRIO_SOFTIRQ)
-        elif self.tick_ev is not None:
-            Simulator.cancel(self.tick_ev)
-            self.tick_ev = None
+    def _maybe_tick(self) -> None:
+        """Schedule the next tick only if it can matter: someone waits, and curr's
+        burst will still run then (scheduler_tick() -> check_preempt_tick())."""
+        if self.tick_ev is None and self.rq and self.burst_ev is not None:
+            t = self.kernel.clock.next_tick(self.sim.now)
+            if self.burst_ev[0] >= t:
+                self.tick_ev = self.sim.at(t, self._tick, None, PRIO_SOFTIRQ)
 
     def _tick(self, _: object) -> None:
         """scheduler_tick() -> task_tick_fair() -> check_preempt_tick()."""
         self.tick_ev = None
         curr = self.curr
-        if curr is None or self.nr_running < 2:
+        if curr is None or not self.rq:
             return
         if self.paused_until > self.sim.now:
             clock = self.kernel.clock
             self.tick_ev = self.sim.at(clock.next_tick(self.paused_until), self._tick, None, PRIO_SOFTIRQ)
             return
         self._account()
-        clock = self.kernel.clock
-        self.tick_ev = self.sim.at(clock.next_tick(self.sim.now), self._tick, None, PRIO_SOFTIRQ)
         if self.in_resume or curr.preempt_off:
+            self._maybe_tick()
             return
         ideal = self.sched_slice(curr)
         delta_exec = curr.sum_exec - curr.prev_sum_exec
         if delta_exec > ideal:
             self._preempt()
             return
-        if delta_exec < self.cfs.min_granularity or not self.rq:
-            return
-        left = min(t.vruntime for t in self.rq)
-        if curr.vruntime - left > ideal:
-            self._preempt()
+        if delta_exec >= self.cfs.min_granularity:
+            left = min(t.vruntime for t in self.rq)
+            if curr.vruntime - left > ideal:
+                self._preempt()
+                return
+        self._maybe_tick()
 
 
 def wake_task(t: Task, value: Any = None) -> bool:
