@@ -75,9 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _experiment_modules() -> list:  # type: ignore[type-arg]
     """Subcommands that live with their experiment: each has register(sub) and
     sets ``func`` on its parser."""
-    from .experiments import bench, calibrate, compare, validate
+    from .experiments import bench, calibrate, compare, plot_trace, validate
 
-    return [compare, validate, calibrate, bench]
+    return [compare, validate, calibrate, bench, plot_trace]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
