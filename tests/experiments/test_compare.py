@@ -117,7 +117,7 @@ def test_the_executor_is_pluggable(tmp_path) -> None:
 def test_a_crashing_run_is_reported_and_the_others_kept(tmp_path, monkeypatch, capsys) -> None:
     real = kvfree_sim.machine.simulate
 
-    def flaky(cfg):
+    def flaky(cfg, **kw):
         if cfg.variant == "v5.11+v3" and cfg.seed == 2:
             raise RuntimeError("model bug")
         return real(cfg)
@@ -132,7 +132,7 @@ def test_a_crashing_run_is_reported_and_the_others_kept(tmp_path, monkeypatch, c
 def test_ctrl_c_leaves_no_output_directory(tmp_path, monkeypatch) -> None:
     calls = []
 
-    def interrupted(cfg, sample_ns=None):
+    def interrupted(cfg, sample_ns=None, trace=None):
         calls.append(cfg)
         if len(calls) == 3:
             raise KeyboardInterrupt
@@ -149,7 +149,7 @@ def test_ctrl_c_keeps_an_existing_directory_and_its_files(tmp_path, monkeypatch)
     out.mkdir()
     (out / "old.txt").write_text("kept")
 
-    def interrupted(cfg, sample_ns=None):
+    def interrupted(cfg, sample_ns=None, trace=None):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(compare, "run_one", interrupted)
@@ -173,7 +173,7 @@ def test_atomic_file_leaves_nothing_half_written(tmp_path) -> None:
 def test_the_first_seed_of_each_variant_is_sampled_when_the_model_can(tmp_path, monkeypatch) -> None:
     real = kvfree_sim.machine.simulate
 
-    def with_sampler(cfg, sampler=None, sample_ns=None):
+    def with_sampler(cfg, tracer=None, sampler=None, sample_ns=None):
         for i in range(3 if sampler else 0):
             sampler({"t_ns": i * sample_ns, "free_pages": 100, "wmark_min": 1, "wmark_low": 2, "wmark_high": 3,
                      "cached_pages": i, "shrink_scan": i, "fill_runs": i})
@@ -197,9 +197,9 @@ def test_in_process_progress_is_live(tmp_path, monkeypatch) -> None:
     seen: list[int] = []
     real = compare.run_one
 
-    def counting(cfg, sample_ns=None):
+    def counting(cfg, sample_ns=None, trace=None):
         started.append(cfg.seed)
-        return real(cfg, sample_ns)
+        return real(cfg, sample_ns, trace)
 
     class Recorder(Progress):
         def done(self, out: RunOutput) -> None:
@@ -212,11 +212,18 @@ def test_in_process_progress_is_live(tmp_path, monkeypatch) -> None:
     assert seen == [1, 2, 3, 4, 5, 6]
 
 
-def test_without_the_sampler_hook_runs_have_no_samples(tmp_path) -> None:
-    if compare.sampler_supported():
-        pytest.skip("the model has its sampler hook")
-    out = compare.run_one(compare.make_plan(build_parser().parse_args(_argv(tmp_path / "r"))).configs[0], 1_000_000)
-    assert out.samples is None and out.row["outcome"]
+def test_trace_first_run_writes_one_trace_per_variant(tmp_path) -> None:
+    out = tmp_path / "r"
+    assert _compare(out, "--trace-first-run", "--trace-events", "sched:*,workqueue:*") == 0
+    traces = sorted(p.name for p in out.glob("trace-*"))
+    assert traces == sorted(f"trace-{v}-seed1.txt" for v in VARIANTS.split(","))
+    text = (out / traces[0]).read_text()
+    assert text.startswith("# tracer: nop") and "sched_switch" in text and "mm_shrink_slab" not in text
+
+
+def test_a_bad_trace_spec_is_an_error_before_anything_runs(tmp_path) -> None:
+    assert main(_argv(tmp_path / "r", "--trace-first-run", "--trace-window", "5:1")) == 2
+    assert not (tmp_path / "r").exists()
 
 
 def _row(variant: str = "v5.11", seed: int = 1) -> RunOutput:

@@ -22,7 +22,6 @@ half-written file.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import sys
@@ -62,10 +61,19 @@ class Plan:
     jobs: int
     sample_ns: int
     memory: str  # as given, for the summary
+    trace: bool = False  # --trace-first-run
+    trace_events: str | None = None
+    trace_window: str | None = None
 
     def sampled(self, cfg: RunConfig) -> bool:
         """The runs the timeline shows: the first seed of every variant."""
         return cfg.seed == self.seeds[0]
+
+    def trace_path(self, cfg: RunConfig) -> str | None:
+        """Where ``--trace-first-run`` writes the first run of a variant."""
+        if not (self.trace and self.sampled(cfg)):
+            return None
+        return str(self.out / f"trace-{cfg.variant}-seed{cfg.seed}.txt")
 
 
 def _split_variants(text: str) -> list[str]:
@@ -102,8 +110,14 @@ def make_plan(args: argparse.Namespace) -> Plan:
         variants.append(cfgs[0].variant)
         configs += cfgs
     jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
+    if args.trace_first_run:
+        from ..trace.ftrace import parse_events, parse_window
+
+        parse_events(args.trace_events)
+        parse_window(args.trace_window)
     return Plan(variants=variants, seeds=seeds, configs=configs, out=Path(args.out),
-                jobs=min(jobs, len(configs)), sample_ns=int(args.sample_ms * NSEC_PER_MSEC), memory=args.memory)
+                jobs=min(jobs, len(configs)), sample_ns=int(args.sample_ms * NSEC_PER_MSEC), memory=args.memory,
+                trace=args.trace_first_run, trace_events=args.trace_events, trace_window=args.trace_window)
 
 
 # -- running: one run, and all of them on an executor ----------------------------------------------
@@ -118,31 +132,30 @@ class RunOutput:
     error: str | None = None
 
 
-def sampler_supported() -> bool:
-    """True when the model's simulate() takes a sampler callback (see the module docstring of plots)."""
-    from ..machine import simulate
-
-    return "sampler" in inspect.signature(simulate).parameters
-
-
-def run_one(cfg: RunConfig, sample_ns: int | None = None) -> RunOutput:
-    """Simulate one config (in a worker process or in-process); sample it if asked and supported.
+def run_one(cfg: RunConfig, sample_ns: int | None = None, trace: tuple[str, str | None, str | None] | None = None
+            ) -> RunOutput:
+    """Simulate one config (in a worker process or in-process); sample it, and
+    trace it to ``trace = (path, events, window)``, if asked.
 
     An exception from the model is caught and returned, so that one crashing
     run does not throw away the others.
     """
     from ..machine import simulate
     from ..report.tables import error_row, run_row
+    from ..trace.ftrace import open_tracer
 
-    samples: Samples | None = [] if sample_ns and sampler_supported() else None
+    samples: Samples | None = [] if sample_ns else None
+    tracer = open_tracer(*trace) if trace else None
     try:
-        if samples is not None:
-            result = simulate(cfg, sampler=samples.append, sample_ns=sample_ns)  # type: ignore[call-arg]
-        else:
-            result = simulate(cfg)
+        result = simulate(cfg, tracer=tracer, sampler=samples.append if samples is not None else None,
+                          sample_ns=sample_ns or DEFAULT_SAMPLE_MS * NSEC_PER_MSEC)
     except Exception as e:  # noqa: BLE001 - reported, see run_all
+        if tracer is not None:
+            tracer.abort()
         tb = traceback.format_exc(limit=-3)
         return RunOutput(row=error_row(cfg.variant, cfg.seed, f"{type(e).__name__}: {e}"), error=tb)
+    if tracer is not None:
+        tracer.close()
     return RunOutput(row=run_row(result), samples=samples)
 
 
@@ -178,7 +191,9 @@ def run_all(plan: Plan, executor: Executor, progress: "Progress") -> list[RunOut
 
     try:
         for i, cfg in enumerate(plan.configs):
-            fut = executor.submit(run_one, cfg, plan.sample_ns if plan.sampled(cfg) else None)
+            path = plan.trace_path(cfg)
+            trace = (path, plan.trace_events, plan.trace_window) if path else None
+            fut = executor.submit(run_one, cfg, plan.sample_ns if plan.sampled(cfg) else None, trace)
             if fut.done():  # an in-process executor ran it already: report it now, not at the end
                 collect(fut, i)
             else:
@@ -298,8 +313,6 @@ def _title(plan: Plan, runs: str | None = None) -> str:
 
 
 def _timeline_why() -> str:
-    if not sampler_supported():
-        return "(machine.simulate() has no sampler hook yet)"
     return "(the sampled runs recorded no samples)"
 
 
@@ -410,5 +423,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--sample-ms", type=float, default=DEFAULT_SAMPLE_MS,
                    help=f"timeline sampling interval in simulated ms (default {DEFAULT_SAMPLE_MS:g})")
     p.add_argument("--json", action="store_true", help="print the per-variant statistics as JSON")
+    p.add_argument("--trace-first-run", action="store_true",
+                   help="write an ftrace file of the first run of each variant into --out "
+                        "(large: about 0.25 MB per simulated ms at 64 CPUs; use --trace-window)")
+    p.add_argument("--trace-events", default=None, help="ftrace-style event selection for --trace-first-run")
+    p.add_argument("--trace-window", default=None, metavar="START:END",
+                   help="trace only this window, in seconds, for --trace-first-run")
     add_machine_args(p)
     p.set_defaults(func=_run)
