@@ -1,7 +1,7 @@
 """kvfree-sim calibrate: fit a machine profile's costs to measured runs.
 
 ``kvfree-sim calibrate RUNS.csv --out PROFILE.json [--name NAME] [--profile START]
-[--groups per_object,allocator,sched_irq,reclaim] [--configs N] [--runs N] [--max-evals N]``
+[--groups per_object,allocator,sched_irq,reclaim,steal] [--configs N] [--runs N] [--max-evals N]``
 
 What is fitted.  Only entries of :data:`~kvfree_sim.core.costs.COSTS` (CPU costs
 that depend on the machine), never the memory layout (:data:`LAYOUT`, from boot
@@ -306,7 +306,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--name", default=None, help="the profile's name (default: the --out file's stem)")
     p.add_argument("--groups", default=None, help=f"cost groups to fit (default all: {','.join(GROUPS)})")
     p.add_argument("--configs", type=int, default=DEFAULT_CONFIGS,
-                   help=f"configurations to fit, 0 = all (default {DEFAULT_CONFIGS}; selection in the docs)")
+                   help=f"configurations to fit, 0 = all (default {DEFAULT_CONFIGS}: of those whose runs mostly "
+                        "completed, the ones with counters first, then those with the most completed runs)")
     p.add_argument("--runs", type=int, default=DEFAULT_RUNS, help=f"seeds per configuration (default {DEFAULT_RUNS})")
     p.add_argument("--max-evals", type=int, default=DEFAULT_MAX_EVALS,
                    help=f"objective evaluations at most (default {DEFAULT_MAX_EVALS})")
@@ -369,9 +370,8 @@ def _print_plan(fit: Fit) -> None:
 
 
 def _print_result(fit: Fit, best: Evaluation, out: Path, name: str) -> None:
-    print("")
     for c in best.comparisons:
-        print("\n".join(format_comparison(c)))
+        print("\n" + "\n".join(format_comparison(c)))
     shown = ", ".join(f"{g} x{f:.4g}" for g, f in best.factors.items()) or "(nothing fitted)"
     print(f"\nbest: {shown}; objective {fit.history[0].value:.4f} -> {best.value:.4f} "
           f"in {len(fit.history)} evaluations")

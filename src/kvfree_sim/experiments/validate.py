@@ -35,6 +35,7 @@ Simulations go to a :class:`concurrent.futures.Executor` (a process pool of
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import math
 import os
@@ -69,6 +70,7 @@ OOM_SHARE_TOLERANCE = 0.20  # absolute, per configuration
 DATA_PROFILES = {"linux-6.1-qemu-tcg": "qemu-tcg-6.1"}
 DEFAULT_PROFILE = "x86-server"
 METRIC_LABELS = {"time_s": "time (s)", "batches": "batches (GPs)", "oom_share": "OOM share"}
+BASE_METRICS = tuple(METRIC_LABELS)
 
 
 # -- one simulated run ------------------------------------------------------------------
@@ -225,6 +227,7 @@ class Comparison:
     simulated: Stats
     seeds: list[int]
     counters_runs: int  # measured completed runs with counters
+    outcomes: dict[str, int] = field(default_factory=dict)  # simulated outcome -> runs
 
     def metrics(self) -> list[str]:
         return list(self.measured.values)
@@ -242,6 +245,7 @@ class Comparison:
 
     def as_dict(self) -> dict:
         return {"configuration": self.key.as_dict(), "seeds": self.seeds, "counters_runs": self.counters_runs,
+                "simulated_outcomes": self.outcomes,
                 "measured": self.measured.as_dict(), "simulated": self.simulated.as_dict(),
                 "error": {m: self.error(m) for m in self.metrics()}}
 
@@ -250,7 +254,9 @@ def compare_config(key: ConfigKey, runs: Sequence[RealRun], sims: Sequence[SimRu
                    names: Sequence[str]) -> Comparison:
     """Measured against simulated medians of one configuration."""
     with_counters = sum(1 for r in runs if r.completed and r.counters)
-    return Comparison(key, _stats(runs, names), _stats(sims, names), [s.seed for s in sims], with_counters)
+    outcomes = dict(sorted(collections.Counter(s.outcome for s in sims).items()))
+    return Comparison(key, _stats(runs, names), _stats(sims, names), [s.seed for s in sims], with_counters,
+                      outcomes)
 
 
 # -- summaries ----------------------------------------------------------------------------
@@ -484,11 +490,12 @@ def build_validation(data: RealData, profile_name: str, points: Sequence[SimPoin
 # -- text ---------------------------------------------------------------------------------
 
 
-def short_names(keys: Sequence[ConfigKey], variant: bool = True) -> dict[ConfigKey, str]:
+def short_names(keys: Sequence[ConfigKey], variant: bool = True, memory: bool = True) -> dict[ConfigKey, str]:
     """Each configuration named by the fields that differ between ``keys`` only."""
     fields = [("variant", "{}")] if variant else []
-    fields += [("smp", "smp={}"), ("mem_mb", "mem={}M"), ("nthreads", "nthreads={}"), ("loops", "loops={}"),
-               ("alloc_num", "alloc_num={}"), ("kfree_mult", "kfree_mult={}"), ("holdoff", "holdoff={}")]
+    fields += [("smp", "smp={}")] + ([("mem_mb", "mem={}M")] if memory else [])
+    fields += [("nthreads", "nthreads={}"), ("loops", "loops={}"), ("alloc_num", "alloc_num={}"),
+               ("kfree_mult", "kfree_mult={}"), ("holdoff", "holdoff={}")]
     varying = [(f, fmt) for f, fmt in fields if len({getattr(k, f) for k in keys}) > 1]
     varying = varying or [("mem_mb", "mem={}M")]
     return {k: " ".join(fmt.format(getattr(k, f)) for f, fmt in varying) for k in keys}
@@ -516,15 +523,28 @@ def _label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric)
 
 
+def _other(c: Comparison) -> str:
+    """Simulated runs that neither completed nor ran out of memory, by outcome."""
+    other = {o: n for o, n in c.outcomes.items() if o != "completed" and o not in OOM_OUTCOMES}
+    return "".join(f", {n} {o}" for o, n in other.items())
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
 def format_comparison(c: Comparison) -> list[str]:
     """The side-by-side table of one configuration."""
     m, s = c.measured, c.simulated
-    seeds = f"seeds {c.seeds[0]}-{c.seeds[-1]}" if c.seeds else "no seeds"
+    seeds = (f"seed {c.seeds[0]}" if len(c.seeds) == 1 else f"seeds {c.seeds[0]}-{c.seeds[-1]}") if c.seeds \
+        else "no seeds"
     lines = [f"== {c.key.describe()}",
-             f"   measured: {m.n} runs ({m.completed} completed, {m.oom} OOM), counters from {c.counters_runs}; "
-             f"simulated: {len(c.seeds)} runs ({seeds}): {s.completed} completed, {s.oom} OOM",
+             f"   measured: {_runs(m.n)} ({m.completed} completed, {m.oom} OOM), counters from {c.counters_runs}; "
+             f"simulated: {_runs(len(c.seeds))} ({seeds}): {s.completed} completed, {s.oom} OOM{_other(c)}",
              f"   {'metric':<18} {'measured':>12} {'simulated':>12} {'error':>9}"]
     for metric in c.metrics():
+        if metric not in BASE_METRICS and m.values[metric] is None:
+            continue  # a counter the data does not have for this configuration
         lines.append(f"   {_label(metric):<18} {_fmt(metric, m.values[metric]):>12} "
                      f"{_fmt(metric, s.values[metric]):>12} {_fmt_err(metric, c.error(metric)):>9}")
     return lines
@@ -571,6 +591,8 @@ def format_validation(v: Validation) -> str:
     lines += ["", "Memory edge (largest size at which some run ran out of memory):"]
     for e in v.edges:
         verdict = "within one step" if e["within_one_step"] else f"{e['steps']} steps apart"
+        if len(e["grid_mb"]) == 1:
+            verdict += " (one size measured: says little)"
         lines.append(f"   {e['sweep']}: measured {_edge_text(e['measured_mb'])}, simulated "
                      f"{_edge_text(e['simulated_mb'])} on {','.join(map(str, e['grid_mb']))}: {verdict}")
     lines += _format_shrinker(v.shrinker) + _format_order(v.order)
@@ -619,39 +641,56 @@ def plot_validation(v: Validation, path: str | Path) -> None:
     ncols = min(4, max(1, len(metrics)))
     nrows = max(1, math.ceil(len(metrics) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.9 * nrows), squeeze=False)
+    sweeps = _sweep_names(v.comparisons)
     for ax, metric in zip(axes.flat, metrics):
-        _plot_metric(ax, v.comparisons, metric)
+        _plot_metric(ax, v.comparisons, metric, sweeps)
     for ax in list(axes.flat)[len(metrics):]:
         ax.set_visible(False)
-    fig.suptitle(f"kvfree-sim validate: {Path(v.data.path).name}, profile {v.profile}")
-    fig.tight_layout()
+    fig.suptitle(f"kvfree-sim validate: {v.data.path}, profile {v.profile} (each point: one configuration)")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     tmp = Path(path).with_name(Path(path).name + ".tmp")
     fig.savefig(tmp, dpi=100, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
     os.replace(tmp, path)
 
 
-def _plot_metric(ax: Any, comparisons: Sequence[Comparison], metric: str) -> None:
-    pts = [(c.measured.values[metric], c.simulated.values[metric]) for c in comparisons]
-    pts = [(m, s) for m, s in pts if m is not None and s is not None]
+def _sweep_names(comparisons: Sequence[Comparison]) -> dict[tuple, str]:
+    """Memory sweeps (configuration families) named by what differs between them."""
+    first: dict[tuple, ConfigKey] = {}
+    for c in comparisons:
+        first.setdefault(c.key.family(), c.key)
+    names = short_names(list(first.values()), memory=False)
+    return {fam: (names[k] if len(first) > 1 else "configurations") for fam, k in first.items()}
+
+
+def _plot_metric(ax: Any, comparisons: Sequence[Comparison], metric: str, sweeps: dict[tuple, str]) -> None:
     unit = PLOT_UNITS.get(metric, f"median {metric} (count per run)")
     ax.set_xlabel(f"measured {unit}", fontsize=8)
     ax.set_ylabel(f"simulated {unit}", fontsize=8)
     ax.set_title(_label(metric))
-    if not pts:
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for c in comparisons:
+        m, s = c.measured.values[metric], c.simulated.values[metric]
+        if m is not None and s is not None:
+            groups.setdefault(sweeps[c.key.family()], []).append((m, s))
+    values = [x for pts in groups.values() for pt in pts for x in pt]
+    if not values:
         ax.text(0.5, 0.5, "no values to compare", ha="center", va="center", transform=ax.transAxes)
         return
-    xs, ys = [m for m, _ in pts], [s for _, s in pts]
-    log = metric != "oom_share" and min(xs + ys) > 0 and max(xs + ys) / min(xs + ys) > 20
-    lo, hi = (0.0, 1.0) if metric == "oom_share" else (min(xs + ys), max(xs + ys))
-    if not log and metric != "oom_share":
-        lo, hi = 0.0, hi * 1.1 or 1.0
+    log = metric != "oom_share" and min(values) > 0 and max(values) / min(values) > 20
+    hi = 1.0 if metric == "oom_share" else (max(values) * (1.5 if log else 1.08) or 1.0)
+    lo = min(values) / 1.5 if log else 0.0
     ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", linewidth=1, label="simulated = measured")
-    ax.scatter(xs, ys, s=18, color="tab:blue", zorder=3)
+    for i, (name, pts) in enumerate(groups.items()):
+        ax.scatter([m for m, _ in pts], [s for _, s in pts], s=20, zorder=3, label=name,
+                   marker="osD^v<>"[i % 7], color=f"C{i % 10}")
     if log:
         ax.set_xscale("log")
         ax.set_yscale("log")
-    ax.legend(fontsize=7, loc="upper left")
+    pad = 0 if log else 0.04 * (hi - lo)  # points on an axis stay visible
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.legend(fontsize=6, loc="upper left")
 
 
 # -- the command ----------------------------------------------------------------------------

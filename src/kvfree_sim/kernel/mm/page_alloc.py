@@ -191,11 +191,12 @@ class PageAllocator:
         if dma_pages:
             zones.append(Zone(ZONE_DMA, dma_pages, dma_pages))
         dma32_present = below4g - dma_pages
-        if dma32_present <= reserved + 1024:
+        at_boot = reserved + int(layout["freed_after_boot_kb"]) // 4  # before init memory is freed
+        if dma32_present <= at_boot + 1024:
             from ...config import ConfigError
 
             raise ConfigError(
-                f"{memory_bytes >> 20}M is too small: the kernel keeps {reserved * 4 // 1024}M of it for itself")
+                f"{memory_bytes >> 20}M is too small to boot: the kernel keeps {at_boot * 4 // 1024}M of it")
         if above4g > 0:
             zones.append(Zone(ZONE_DMA32, dma32_present, dma32_present))
             zones.append(Zone(ZONE_NORMAL, above4g, above4g - reserved))
