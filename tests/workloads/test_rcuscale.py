@@ -5,8 +5,10 @@ from __future__ import annotations
 import random
 
 from kvfree_sim.config import make_config
-from kvfree_sim.machine import simulate
+from kvfree_sim.machine import Machine, simulate
 from kvfree_sim.workloads.rcuscale import compute_real, doubles_before_single
+
+from kvfree_sim.trace.hooks import Tracer
 
 from ktest import make_profile
 
@@ -84,3 +86,24 @@ def test_batches_count_grace_periods_between_start_and_end():
                                                       "rcuscale.kfree_loops=20"))
     assert r.outcome == "completed"
     assert r.gps > 0 and r.batches in (r.gps, r.gps + 1)
+
+
+def test_kfree_scale_init_creates_the_threads_one_after_the_other():
+    """torture_create_kthread() in a loop: thread k wakes k * kthread_create_ns after
+    the first, so the per-CPU monitors do not all fire in the same jiffy."""
+    wakeups: dict[int, int] = {}
+
+    class Wakeups(Tracer):
+        def attach(self, machine):  # type: ignore[no-untyped-def]
+            self.sim = machine.kernel.sim
+
+        def sched_wakeup(self, cpu, task):  # type: ignore[no-untyped-def]
+            if task.name == "kfree_scale_thread":
+                wakeups.setdefault(cpu.id, self.sim.now)
+
+    cfg = make_config("v5.11", cpus=4, bootargs="rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=4 "
+                      "rcuscale.kfree_loops=1 rcuscale.kfree_alloc_num=10")
+    profile = make_profile({"kmalloc_ns": 20.0, "kvfree_call_rcu_ns": 20.0, "context_switch_ns": 1000.0,
+                            "kthread_create_ns": 500_000.0})
+    assert Machine(cfg, profile=profile, tracer=Wakeups()).run().outcome == "completed"
+    assert [wakeups[c] - wakeups[0] for c in range(4)] == [k * 500_000 for k in range(4)]

@@ -87,7 +87,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "allocator": ("slab_new_ns", "slab_discard_ns", "page_alloc_ns", "page_free_ns",
                   "kfree_rcu_work_page_ns", "krc_lock_ns", "monitor_ns"),
     "sched_irq": ("context_switch_ns", "wakeup_ns", "hardirq_ns", "softirq_ns", "hrtimer_min_delta_ns",
-                  "work_item_ns", "rcu_cb_ns", "rcu_gp_init_ns", "rcu_gp_per_cpu_ns"),
+                  "work_item_ns", "kthread_create_ns", "rcu_cb_ns", "rcu_gp_init_ns", "rcu_gp_per_cpu_ns"),
     "reclaim": ("shrinker_per_cpu_ns", "shrink_node_ns", "slowpath_retry_ns", "oom_kill_ns"),
     "steal": ("vcpu_steal_per_s",),
 }

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator
 
 from ..kernel.mm.gfp import GFP_KERNEL
 from ..kernel.rcu import rcu_seq_diff
-from ..kernel.sched import MAX_NICE, Chunk, Task
+from ..kernel.sched import MAX_NICE, Chunk, Task, wake_task
 
 if TYPE_CHECKING:
     from ..kernel.mm.slab import KmemCache, SlabCpu
@@ -112,9 +112,19 @@ class KfreeScaleTest:
             self.threads.append(t)
 
     def start(self) -> None:
-        from ..kernel.sched import wake_task
+        """rcu_scale_init() -> kfree_scale_init(): the initcall creates the threads."""
+        init = Task(self.kernel, "rcu_scale_init", self.kfree_scale_init, kthread=False)
+        wake_task(init)
 
+    def kfree_scale_init(self, task: Task) -> Generator[Any, Any, None]:
+        """The loop of ``torture_create_kthread(kfree_scale_thread, ...)``: one thread
+        after the other, each running as soon as it is created, so the threads (and
+        with them each CPU's monitor timer) start ``kthread_create_ns`` apart rather
+        than in the same instant.  The initcall's wait for all of them to start
+        (``schedule_timeout_uninterruptible(1)`` polling) costs nothing here."""
+        cost = self.kernel.profile.ns("kthread_create_ns")
         for t in self.threads:
+            yield cost
             wake_task(t)
 
     def _thread_fn(self, me: int) -> Callable[[Task], Generator[Any, Any, None]]:
