@@ -19,9 +19,14 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The thread's experiment: 64 CPUs, 512 MB, 16 kfree threads x 10000 loops.
+VARIANTS ?= v5.11,v5.11+v3,v5.11+v3+backoff,v5.11+v3+cancel,v5.14
+RUNS     ?= 2
+BOOTARGS := rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=16 rcuscale.holdoff=20 rcuscale.kfree_loops=10000 torture.disable_onoff_at_boot
+
 reproduce: $(STAMP)
-	$(BIN)/kvfree-sim run --variant v5.11+v3 --cpus 64 --memory 512M \
-	  --bootargs "rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=16 rcuscale.holdoff=20 rcuscale.kfree_loops=10000 torture.disable_onoff_at_boot" --seed 1
+	$(BIN)/kvfree-sim compare --variants $(VARIANTS) --runs $(RUNS) --cpus 64 --memory 512M \
+	  --bootargs "$(BOOTARGS)" --out results/
 
 bench: $(STAMP)
 	$(BIN)/kvfree-sim bench

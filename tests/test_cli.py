@@ -47,3 +47,20 @@ def test_variants_lists_every_variant(capsys):
     assert main(["variants", "--json"]) == 0
     names = [v["name"] for v in json.loads(capsys.readouterr().out)]
     assert "v5.11+v3+backoff" in names and "v6.1-v3" in names
+
+
+def test_profiles_lists_and_shows_each_value_with_its_source(capsys):
+    assert main(["profiles"]) == 0
+    assert "x86-server:" in capsys.readouterr().out
+    assert main(["profiles", "x86-server"]) == 0
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if l.strip().startswith("kthread_create_ns"))
+    assert "30,000" in line and "copy_process()" in line
+    assert main(["profiles", "x86-server", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["costs"]["vcpu_steal_per_s"]["value"] == 100.0
+
+
+def test_unknown_profile_is_a_one_line_error(capsys):
+    assert main(["profiles", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown profile 'nosuch'" in err

@@ -13,6 +13,7 @@ import json
 import sys
 from typing import Sequence
 
+from .core.costs import ProfileError
 from .config import DEFAULT_BOOTARGS, DEFAULT_MEMORY, ConfigError, RunConfig, make_config
 
 EXIT_OK = 0
@@ -64,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("variants", help="list the kernel versions and patches kvfree-sim models")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("profiles", help="list the shipped machine profiles")
+    p = sub.add_parser("profiles", help="list the shipped machine profiles, or show one with its sources")
+    p.add_argument("profile", nargs="?", default=None, help="a profile name or JSON file: show every value and its source")
     p.add_argument("--json", action="store_true")
 
     for mod in _experiment_modules():
@@ -123,6 +125,17 @@ def cmd_variants(args: argparse.Namespace) -> int:
 def cmd_profiles(args: argparse.Namespace) -> int:
     from .core.costs import builtin_profiles, load_profile
 
+    if args.profile is not None:
+        prof = load_profile(args.profile)
+        if args.json:
+            print(json.dumps(prof.to_json(), indent=1))
+            return EXIT_OK
+        print(f"{prof.name}: {prof.description}\nsource: {prof.source}")
+        for title, values in (("costs", prof.costs), ("layout", prof.layout)):
+            print(f"\n{title}:")
+            for k, v in values.items():
+                print(f"  {k:<26} {v:>14,.6g}  {prof.sources.get(k, '')}")
+        return EXIT_OK
     rows = []
     for name in builtin_profiles():
         prof = load_profile(name)
@@ -144,7 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         func = COMMANDS.get(args.command) or args.func
         return func(args)
-    except (UsageError, ConfigError) as e:
+    except (UsageError, ConfigError, ProfileError) as e:
         print(f"kvfree-sim: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `kvfree-sim ... | head`: the reader went away
+        sys.stderr.close()
+        return EXIT_OK
 

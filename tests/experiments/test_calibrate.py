@@ -141,3 +141,17 @@ def test_malformed_data_names_the_row(tmp_path: Path, capsys: pytest.CaptureFixt
     status, _, err = calibrate_cli(capsys, str(runs), "--out", str(tmp_path / "p.json"), "--jobs", "1")
     assert status == 2 and "row 2 (line 3): column 'kfree_mult': 'x64' is not an integer" in err
     assert not (tmp_path / "p.json").exists()
+
+
+def test_a_crashing_simulation_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that raises scores the error cap, and the log says why."""
+    from kvfree_sim import machine
+
+    def crash(*_a: object, **_k: object) -> None:
+        raise KeyError("kthread_create_ns")
+
+    monkeypatch.setattr(machine, "simulate", crash)
+    status, out, _ = calibrate_cli(capsys, str(TINY), "--out", str(tmp_path / "p.json"), *FAST[:-1], "1")
+    assert status == 0
+    assert "warning: 2 of 2 simulations failed: KeyError: 'kthread_create_ns'" in out

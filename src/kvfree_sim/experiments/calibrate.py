@@ -185,6 +185,10 @@ class Fit:
         profile = scaled_profile(self.base, factors)
         points = [SimPoint(k, s, self.max_seconds) for k in self.keys for s in self.seeds]
         sims = simulate_points(points, profile, self.executor)
+        errors = [r.error for r in sims if r.outcome == "error"]
+        if errors:
+            # a crashed simulation scores the cap: say so rather than fit around it
+            self.log(f"warning: {len(errors)} of {len(sims)} simulations failed: {errors[0]}")
         configs = self.data.configurations()
         n = len(self.seeds)
         comps = [compare_config(k, configs[k], sims[i * n:(i + 1) * n], self.data.counter_names)
