@@ -70,3 +70,17 @@ def test_a_few_pages_drained_unused_is_not_called_a_circle() -> None:
     text = _summary(rows, ["a", "b"])
     assert "2 of the refilled pages (0.00%) were drained again" in text
     assert "undo each other's work" not in text
+
+
+def test_memory_pressure_is_stated_from_free_memory_and_reclaim() -> None:
+    calm = dict(mm_free_pages_min=51_200, mm_wmark_low_pages=1_000, mm_kswapd_runs=16, mm_direct_reclaims=0)
+    rows = [make_row(v, 1, **calm) for v in ("a", "b")]
+    text = _summary(rows, ["a", "b"])
+    assert "- **a**: lowest free memory 200.0 MB (low watermark 3.9 MB); kswapd ran 16 times, direct reclaim 0" in text
+    assert "these runs had no sustained memory pressure" in text
+    rows[1].update(mm_free_pages_min=1_100, mm_direct_reclaims=40)
+    text = _summary(rows, ["a", "b"])
+    assert "no sustained memory pressure" not in text
+    assert "Without memory pressure (free memory above 2x the low watermark, no direct reclaim): a." in text
+    rows[0].update(mm_direct_reclaims=3)
+    assert "Every variant ran into memory pressure" in _summary(rows, ["a", "b"])

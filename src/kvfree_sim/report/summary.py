@@ -26,6 +26,9 @@ TOP_COUNTERS = 3
 PAIR_TOLERANCE = 0.001
 #: the share of refilled pages drained unused from which refill and shrinker "undo each other's work"
 CIRCLE_SHARE = 0.01
+#: a run whose lowest free memory stayed above this many low watermarks, with no direct reclaim,
+#: had no memory pressure to speak of
+NO_PRESSURE_WMARKS = 2.0
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,29 @@ def mechanism_sentences(s: VariantStats, base: VariantStats) -> list[str]:
     return out
 
 
+def pressure_line(s: VariantStats) -> str:
+    return (f"- **{s.variant}**: lowest free memory {_num(_c(s, 'mm_free_pages_min'), 1)} MB "
+            f"(low watermark {_num(_c(s, 'mm_wmark_low_pages'), 1)} MB); kswapd ran {_num(_c(s, 'mm_kswapd_runs'))} "
+            f"times, direct reclaim {_num(_c(s, 'mm_direct_reclaims'))} times, the shrinker was scanned "
+            f"{_num(_c(s, 'shrink_scan'))} times")
+
+
+def pressure_sentence(stats: Sequence[VariantStats]) -> str:
+    """Whether the runs had the memory pressure the shrinker needs."""
+    calm = [s for s in stats if _c(s, "mm_direct_reclaims") == 0
+            and _c(s, "mm_free_pages_min") > NO_PRESSURE_WMARKS * _c(s, "mm_wmark_low_pages")]
+    if len(calm) == len(stats):
+        return (f"No variant's free memory fell below {NO_PRESSURE_WMARKS:g}x its low watermark and no task "
+                "entered direct reclaim: these runs had no sustained memory pressure, so the shrinker had "
+                "little reason to run and a drain-and-refill circle could not form. A smaller --memory "
+                "(or more threads) moves the runs towards the edge.")
+    if calm:
+        return ("Without memory pressure (free memory above "
+                f"{NO_PRESSURE_WMARKS:g}x the low watermark, no direct reclaim): "
+                + ", ".join(s.variant for s in calm) + ".")
+    return "Every variant ran into memory pressure (direct reclaim, or free memory near the watermarks)."
+
+
 # -- the document -------------------------------------------------------------------------------
 
 
@@ -239,6 +265,8 @@ def summary_markdown(rows: Sequence[Row], stats: Sequence[VariantStats], ctx: Co
     others = stats[1:]
     lines = _header(ctx, base.variant)
     lines += ["## Outcomes", "", *map(outcome_line, stats), "", oom_sentence(stats), ""]
+    lines += ["## Memory pressure (medians per run)", "", *map(pressure_line, stats), "",
+              pressure_sentence(stats), ""]
     lines += ["## Completion time", "", *map(time_line, stats), ""]
     lines += [comparison_line(s, base, rows) for s in others]
     ext = extremes_line(stats)

@@ -55,6 +55,13 @@ EXPLAINING_METRICS: tuple[Metric, ...] = (
            NSEC_PER_MSEC, "ms"),
 )
 
+#: how close the runs came to memory pressure: what the shrinker needs before it is called at all
+PRESSURE_METRICS: tuple[Metric, ...] = (
+    Metric("mm_free_pages_min", "lowest free memory", 256, "MB"),
+    Metric("mm_wmark_low_pages", "low watermark", 256, "MB"),
+    Metric("mm_kswapd_runs", "kswapd runs"),
+    Metric("mm_direct_reclaims", "direct reclaims"),
+)
 
 # -- rows -----------------------------------------------------------------------------
 
@@ -145,7 +152,8 @@ def _outcome_counts(rows: Sequence[Row]) -> dict[str, int]:
     return counts
 
 
-def variant_stats(variant: str, rows: Sequence[Row], metrics: Sequence[Metric] = EXPLAINING_METRICS) -> VariantStats:
+def variant_stats(variant: str, rows: Sequence[Row],
+                  metrics: Sequence[Metric] = EXPLAINING_METRICS + PRESSURE_METRICS) -> VariantStats:
     """Aggregate the rows of one variant.
 
     Completion times come from every run that printed rcuscale's result line
@@ -199,7 +207,7 @@ def _table_lines(stats: Sequence[VariantStats]) -> list[tuple[str, list[str]]]:
         ("footprint (median MB)", [_fmt(s.footprint_median_mb) for s in stats]),
         ("median per run:", ["" for _ in stats]),
     ]
-    for m in EXPLAINING_METRICS:
+    for m in EXPLAINING_METRICS + PRESSURE_METRICS:
         label = f"  {m.label}" + (f" ({m.unit})" if m.unit else "")
         digits = 1 if m.unit else 0
         lines.append((label, [_fmt(s.counters.get(m.key), digits) for s in stats]))

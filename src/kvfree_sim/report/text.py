@@ -23,6 +23,10 @@ def timing_line(r: "RunResult") -> str:
     return f"kvfree-sim: {r.events} events in {r.wall_s:.2f} s wall, {rtf:.2f}x real time"
 
 
+def mb(pages: int) -> str:
+    return f"{pages / 256:.1f} MB"
+
+
 def run_report(r: "RunResult") -> str:
     """The console lines of the run, then what kvfree-sim measured (deterministic)."""
     c = r.counters
@@ -46,6 +50,8 @@ def run_report(r: "RunResult") -> str:
                  f"kicked by hrtimer {c['worker_hrtimer']}, as delayed work {c['worker_delayed']}")
     lines.append(f"shrinker: count {c['shrink_count']}, scan {c['shrink_scan']}, scan reported {c['scan_freed']}, "
                  f"drained pages {c['drained_pages']} ({c['refill_drained_unused']} refilled and drained unused)")
+    lines.append(f"memory: free {mb(mm['free_pages_min'])} at the lowest (low watermark {mb(mm['wmark_low_pages'])}), "
+                 f"{mb(mm['free_pages_end'])} at the end, of {mb(mm['managed_pages'])} managed")
     lines.append(f"reclaim: direct {mm['direct_reclaims']} ({ms(mm['direct_reclaim_ns'])}; kfree threads "
                  f"{ms(mm['thread_direct_reclaim_ns'])}), kswapd runs {mm['kswapd_runs']} "
                  f"(failures {mm['kswapd_failures']}), OOM invocations {mm['oom']}, allocation failures {mm['alloc_fail']}")

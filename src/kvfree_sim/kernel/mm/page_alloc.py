@@ -171,6 +171,8 @@ class PageAllocator:
         self.unmovable_blocks = -(-used // self.pageblock_pages)
         self.stats = {"allocstall": 0, "oom": 0, "alloc_fail": 0, "pgsteal_boost": 0,
                       "direct_reclaim_ns": 0, "kswapd_wakeups": 0}
+        #: the lowest free page count seen after an allocation (how close the run came to the watermarks)
+        self.free_pages_min = self.nr_free_pages()
 
     # -- layout -------------------------------------------------------------------
 
@@ -295,7 +297,10 @@ class PageAllocator:
     def _charge(self, owner: str, pages: int, alloc_flags: int) -> None:
         """Account pages to ``owner``; claim pageblocks (and boost) as unmovable use grows."""
         self.owners[owner] = self.owners.get(owner, 0) + pages
-        used = self.managed_pages - self.nr_free_pages()
+        free = self.nr_free_pages()
+        if free < self.free_pages_min:
+            self.free_pages_min = free
+        used = self.managed_pages - free
         if used > self.unmovable_blocks * self.pageblock_pages:
             self._steal_pageblocks(used, alloc_flags)
 
