@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test reproduce bench clean
+.PHONY: setup test reproduce reproduce-edge bench clean
 
 setup: $(STAMP)
 
@@ -28,8 +28,13 @@ reproduce: $(STAMP)
 	$(BIN)/kvfree-sim compare --variants $(VARIANTS) --runs $(RUNS) --cpus 64 --memory 512M \
 	  --bootargs "$(BOOTARGS)" --out results/
 
+# The same at the model's memory edge (see README): slower, the runs reclaim.
+reproduce-edge: $(STAMP)
+	$(BIN)/kvfree-sim compare --variants $(VARIANTS) --runs $(RUNS) --cpus 64 --memory 352M \
+	  --bootargs "$(BOOTARGS)" --out results-352M/
+
 bench: $(STAMP)
 	$(BIN)/kvfree-sim bench
 
 clean:
-	rm -rf $(VENV) results build src/*.egg-info
+	rm -rf $(VENV) results results-352M build src/*.egg-info

@@ -333,18 +333,21 @@ class KvfreeRcu:
         """Detach bkvhead/head into free krw_arr[] channels; False: retry later."""
         repeat = False
         for krwp in krcp.krw_arr:
-            # Try to detach bkvhead or head and attach it over any
-            # available corresponding free channel.
-            if ((krcp.bkvhead[0] and not krwp.bkvhead_free[0])
-                    or (krcp.bkvhead[1] and not krwp.bkvhead_free[1])
-                    or (krcp.head and not krwp.head_free)):
-                self.attach_channels(krcp, krwp)
-                krcp.count = 0
-                self.queue_batch(krwp, ctx)
+            self.detach_into(krcp, krwp, ctx)
             # Repeat if any "free" corresponding channel is still busy.
             if krcp.bkvhead[0] or krcp.bkvhead[1] or krcp.head:
                 repeat = True
         return not repeat
+
+    def detach_into(self, krcp: KfreeRcuCpu, krwp: KfreeRcuCpuWork, ctx: Cpu) -> None:
+        """Try to detach bkvhead or head and attach it over any available
+        corresponding free channel of ``krwp``, then queue ``krwp``'s batch."""
+        if ((krcp.bkvhead[0] and not krwp.bkvhead_free[0])
+                or (krcp.bkvhead[1] and not krwp.bkvhead_free[1])
+                or (krcp.head and not krwp.head_free)):
+            self.attach_channels(krcp, krwp)
+            krcp.count = 0
+            self.queue_batch(krwp, ctx)
 
     def attach_channels(self, krcp: KfreeRcuCpu, krwp: KfreeRcuCpuWork) -> None:
         """Move each of krcp's channels into krwp's, where krwp's is free."""

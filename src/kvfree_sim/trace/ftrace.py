@@ -495,7 +495,7 @@ class FtraceTracer(Tracer):
         if prev is not None and not prev.runnable and prev in self._pending_end:
             self._end_work(prev, self._pending_end.pop(prev))
         now = self._sim.now
-        if not self.e_switch or not self._in(now):
+        if not self.e_switch or not self.t0 <= now < self.t1:
             return
         cid = cpu.id
         if prev is None:
@@ -509,6 +509,7 @@ class FtraceTracer(Tracer):
         else:
             n = f"next_comm={next.name[:15]} next_pid={next.pid} next_prio={120 + next.nice}"
         self._line(now, cid, prev, "d..2.", f"sched_switch: {p} ==> {n}")
+        self._in(now)  # a counter sample due now comes after the switch: cpu.curr is already next
 
     def sched_wakeup(self, cpu: "Cpu", task: "Task") -> None:
         now = self._sim.now

@@ -16,16 +16,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ...kernel.sched import Cpu
-from ...kernel.time import HrTimer
-from ...kernel.workqueue import DelayedWork, WorkStruct
+from ...kernel.workqueue import DelayedWork
 from ..tree import KfreeRcuCpu
+from .v5_11_v3_backoff import DelayedPageCacheWork
 from .v5_13 import V5_13
 
 if TYPE_CHECKING:
     from ...kernel.mm.vmscan import ShrinkControl
 
 
-class V5_14(V5_13):
+class V5_14(DelayedPageCacheWork, V5_13):
     name = "v5.14"
     description = "the merged patch: per-CPU backoff, refill of 1 page after rcu_delay_page_cache_fill_msec"
     source = "Linux v5.14 kernel/rcu/tree.c, d0bfa8b3c411 'kvfree_rcu: Release a page cache under memory pressure'"
@@ -36,14 +36,6 @@ class V5_14(V5_13):
         # kfree_rcu_batch_init(): clamp to [0:100] seconds.
         msec = rcutree["rcu_delay_page_cache_fill_msec"]
         self.rcu_delay_page_cache_fill_msec = min(max(msec, 0), 100 * 1000)
-
-    def make_page_cache_work(self, krcp: KfreeRcuCpu) -> WorkStruct:
-        return DelayedWork(self.fill_page_cache_func, "fill_page_cache_func", krcp)
-
-    def schedule_page_work_fn(self, t: HrTimer) -> None:
-        krcp = self.krc[t.cpu.id]
-        assert isinstance(krcp.page_cache_work, DelayedWork)
-        self.system_highpri_wq.queue_delayed_work_on(t.cpu, krcp.page_cache_work, 0)
 
     def fill_nr_pages(self, krcp: KfreeRcuCpu) -> int:
         return 1 if krcp.backoff_page_cache_fill else self.rcu_min_cached_objs
@@ -81,12 +73,7 @@ class V5_14(V5_13):
         krcp.lock(ctx)
         # Attempt to start a new batch.
         for krwp in krcp.krw_arr:
-            if ((krcp.bkvhead[0] and not krwp.bkvhead_free[0])
-                    or (krcp.bkvhead[1] and not krwp.bkvhead_free[1])
-                    or (krcp.head and not krwp.head_free)):
-                self.attach_channels(krcp, krwp)
-                krcp.count = 0
-                self.queue_batch(krwp, ctx)
+            self.detach_into(krcp, krwp, ctx)
         # If there is nothing to detach, our job is done; else re-arm.
         if not krcp.bkvhead[0] and not krcp.bkvhead[1] and not krcp.head:
             krcp.monitor_todo = False
