@@ -84,3 +84,13 @@ def test_memory_pressure_is_stated_from_free_memory_and_reclaim() -> None:
     assert "Without memory pressure (free memory above 2x the low watermark, no direct reclaim): a." in text
     rows[0].update(mm_direct_reclaims=3)
     assert "Every variant ran into memory pressure" in _summary(rows, ["a", "b"])
+
+
+def test_a_baseline_that_never_completes_is_replaced_by_the_fastest_completed_variant() -> None:
+    rows = [make_row("base", s, outcome="oom-panic", total_s=None) for s in (1, 2)]
+    rows += [make_row("slow", s, total_s=12.0 + s) for s in (1, 2)]
+    rows += [make_row("fast", s, total_s=10.0) for s in (1, 2)]
+    text = _summary(rows, ["base", "slow", "fast"])
+    assert "base never completed; against the fastest variant that did, **fast**:" in text
+    assert "- slow takes longer than fast: median 13.500 s vs 10.000 s (+35%); seed by seed slower on 2" in text
+    assert "not comparable" in text  # still said against the baseline itself

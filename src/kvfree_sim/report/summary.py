@@ -137,6 +137,16 @@ def comparison_line(s: VariantStats, base: VariantStats, rows: Sequence[Row]) ->
     return f"- {_longer_phrase(s, base)}{seeds}{_varies_phrase(s, base)}."
 
 
+def timed_comparison(stats: Sequence[VariantStats], rows: Sequence[Row]) -> list[str]:
+    """When the baseline never completed: the completed variants against the fastest of them."""
+    timed = [s for s in stats if s.time_median_s is not None]
+    if stats[0].time_median_s is not None or len(timed) < 2:
+        return []
+    fastest = min(timed, key=lambda s: s.time_median_s or 0.0)
+    return (["", f"{stats[0].variant} never completed; against the fastest variant that did, **{fastest.variant}**:"]
+            + [comparison_line(s, fastest, rows) for s in timed if s is not fastest])
+
+
 def extremes_line(stats: Sequence[VariantStats]) -> str:
     """Which variant is slowest and which varies most."""
     timed = [s for s in stats if s.time_median_s is not None]
@@ -269,6 +279,7 @@ def summary_markdown(rows: Sequence[Row], stats: Sequence[VariantStats], ctx: Co
               pressure_sentence(stats), ""]
     lines += ["## Completion time", "", *map(time_line, stats), ""]
     lines += [comparison_line(s, base, rows) for s in others]
+    lines += timed_comparison(stats, rows)
     ext = extremes_line(stats)
     lines += ["", ext, ""] if ext else [""]
     if others:
