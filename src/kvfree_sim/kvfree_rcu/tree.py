@@ -646,12 +646,15 @@ class KvfreeRcu:
     def kfree_rcu_shrink_scan(self, sc: "ShrinkControl") -> int:
         self.c["shrink_scan"] += 1
         freed = 0
+        ctx = sc.cpu
+        per_cpu_ns = self.lock_ns + self.per_cpu_ns
+        scan_drain, scan_kick_monitor = self.scan_drain, self.scan_kick_monitor
         for krcp in self.krc:
-            krcp.lock(sc.cpu)
+            krcp.lock(ctx)
             count = krcp.count
-            count += self.scan_drain(krcp, sc.cpu)
-            self.scan_kick_monitor(krcp, sc.cpu)
-            sc.cost_ns += self.lock_ns + self.per_cpu_ns
+            count += scan_drain(krcp, ctx)
+            scan_kick_monitor(krcp, ctx)
+            sc.cost_ns += per_cpu_ns
             # sc->nr_to_scan is unsigned long: "<= 0" only catches exactly 0.
             sc.nr_to_scan = (sc.nr_to_scan - count) % (1 << 64)
             freed += count
@@ -672,11 +675,12 @@ class KvfreeRcu:
     def drain_page_cache(self, krcp: KfreeRcuCpu, ctx: Cpu) -> int:
         """drain_page_cache() (v3: free_krc_page_cache()): free every cached page."""
         krcp.lock(ctx)
+        if not krcp.bkvcache:
+            return 0
         pages, krcp.bkvcache = krcp.bkvcache, []
         krcp.nr_bkv_objs = 0
         self.c["refill_drained_unused"] += sum(pages)
-        if pages:
-            self.free_pages(len(pages), ctx)
+        self.free_pages(len(pages), ctx)
         self.c["drained_pages"] += len(pages)
         return len(pages)
 
