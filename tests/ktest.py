@@ -8,9 +8,16 @@ from __future__ import annotations
 
 from typing import Any, Callable, Generator
 
+import pytest
+
+from kvfree_sim import build
 from kvfree_sim.core.costs import COSTS, LAYOUT, MachineProfile
-from kvfree_sim.kernel.mm.page_alloc import PageAllocator, Zone
+from kvfree_sim.kernel.mm.page_alloc import PageAllocator
 from kvfree_sim.kernel.sched import SLEEP, Task, wake_task
+
+#: the model is the mypyc-compiled build (``make mypyc``), whose classes cannot be monkeypatched
+COMPILED = build() != "pure Python"
+needs_pure_python = pytest.mark.skipif(COMPILED, reason="monkeypatches a model class; compiled classes are immutable")
 
 USEC = 1_000
 MSEC = 1_000_000
@@ -133,15 +140,9 @@ def set_free(kernel: Any, free: int) -> None:
     hold(kernel, "test:filler", kernel.mm.nr_free_pages() - free)
 
 
-class FixedZones(PageAllocator):
+def fixed_zones(kernel: Any, zones: list[tuple[int, int]]) -> PageAllocator:
     """A PageAllocator whose zones have given managed page counts (idx, pages)."""
-
-    def __init__(self, kernel: Any, zones: list[tuple[int, int]]) -> None:
-        self._fixed = zones
-        super().__init__(kernel, 0, kernel.mm.mm_version)
-
-    def _make_zones(self, memory_bytes: int, layout: dict[str, float], ncpus: int) -> list[Zone]:
-        return [Zone(idx, n, n) for idx, n in self._fixed]
+    return PageAllocator(kernel, 0, kernel.mm.mm_version, zones)
 
 
 class RecordingTracer:

@@ -7,6 +7,8 @@ import json
 from kvfree_sim.config import make_config
 from kvfree_sim.machine import Machine, simulate
 
+from ktest import needs_pure_python
+
 SMALL = "rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=2 rcuscale.kfree_loops=4 rcuscale.kfree_alloc_num=2000"
 
 
@@ -22,6 +24,7 @@ def test_seed_changes_the_random_choices():
     assert a.counters != b.counters
 
 
+@needs_pure_python
 def test_an_early_free_stops_the_run_with_a_report(monkeypatch):
     """A model bug that frees a batch without waiting for its grace period is caught."""
     from kvfree_sim.kernel.system import Kernel

@@ -108,12 +108,12 @@ def _parse_value(kind: str, name: str, raw: str | None) -> Any:
         raise ConfigError(f"{name} needs a value")
     if kind in ("int", "ulong"):
         try:
-            v = int(raw, 0)
+            n = int(raw, 0)
         except ValueError:
             raise ConfigError(f"{name}: '{raw}' is not an integer") from None
-        if kind == "ulong" and v < 0:
+        if kind == "ulong" and n < 0:
             raise ConfigError(f"{name}: '{raw}' must not be negative")
-        return v
+        return n
     return raw
 
 

@@ -8,7 +8,7 @@ the time limit, checks the invariants and returns a :class:`RunResult`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Callable
 
 from .checks import InvariantViolation, Invariants
@@ -22,6 +22,9 @@ from .kvfree_rcu.variants import get_variant
 from .workloads.rcuscale import KfreeScaleTest
 
 if TYPE_CHECKING:
+    from .core.sim import Simulator
+    from .kernel.mm.page_alloc import PageAllocator
+    from .kernel.rcu import Rcu
     from .trace.hooks import Tracer
 
 NSEC_PER_SEC = 1_000_000_000
@@ -59,8 +62,7 @@ class RunResult:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data; wall time left out so that it is deterministic."""
-        d = dict(self.__dict__)
-        d.pop("wall_s")
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "wall_s"}
         d["console"] = [[t, text] for t, text in self.console]
         return d
 
@@ -94,15 +96,15 @@ class Machine:
 
     # the checks reach the kernel through the machine
     @property
-    def sim(self):  # type: ignore[no-untyped-def]
+    def sim(self) -> Simulator:
         return self.kernel.sim
 
     @property
-    def rcu(self):  # type: ignore[no-untyped-def]
+    def rcu(self) -> Rcu:
         return self.kernel.rcu
 
     @property
-    def mm(self):  # type: ignore[no-untyped-def]
+    def mm(self) -> PageAllocator:
         return self.kernel.mm
 
     def _on_switch(self, cpu: Any, prev: Any, ran_ns: int) -> None:
@@ -192,7 +194,7 @@ class Machine:
         mm = k.mm
         counters = dict(kv.c)
         slab_pages = sum(c.pages for c in mm.caches.values())
-        mmstats = dict(mm.stats)
+        mmstats: dict[str, Any] = dict(mm.stats)
         mmstats.update(k.vmscan.stats)
         mmstats.update({
             "managed_pages": mm.managed_pages, "free_pages_end": mm.nr_free_pages(),

@@ -10,7 +10,7 @@ from kvfree_sim.workloads.rcuscale import compute_real, doubles_before_single
 
 from kvfree_sim.trace.hooks import Tracer
 
-from ktest import make_profile
+from ktest import make_profile, needs_pure_python
 
 SMALL = "rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=2 rcuscale.kfree_loops=4 rcuscale.kfree_alloc_num=1000"
 
@@ -63,6 +63,7 @@ def test_object_size_follows_kfree_mult():
     assert any(text == "kfree object size=1536" for _, text in r.console)
 
 
+@needs_pure_python
 def test_footprint_is_rcuscales_formula(monkeypatch):
     """mem_begin at loop 0; mem_during = (mem_during + si_mem_available()) / 2 every
     kfree_loops/4 loops; footprint = (mem_begin - mem_during) >> (20 - PAGE_SHIFT)."""

@@ -104,7 +104,10 @@ def format_table(rows: list[BenchRow]) -> str:
 def machine_line() -> str:
     import os
 
-    return f"{platform.python_implementation()} {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs"
+    from .. import build
+
+    return (f"{platform.python_implementation()} {platform.python_version()} on {platform.machine()}, "
+            f"{os.cpu_count()} CPUs, model build: {build()}")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

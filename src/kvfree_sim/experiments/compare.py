@@ -148,7 +148,7 @@ def run_one(cfg: RunConfig, sample_ns: int | None = None, trace: tuple[str, str 
     tracer = open_tracer(*trace) if trace else None
     try:
         result = simulate(cfg, tracer=tracer, sampler=samples.append if samples is not None else None,
-                          sample_ns=sample_ns or DEFAULT_SAMPLE_MS * NSEC_PER_MSEC)
+                          sample_ns=sample_ns or int(DEFAULT_SAMPLE_MS * NSEC_PER_MSEC))
     except Exception as e:  # noqa: BLE001 - reported, see run_all
         if tracer is not None:
             tracer.abort()
@@ -282,7 +282,8 @@ def atomic_file(path: Path, binary: bool = False) -> Iterator[IO[Any]]:
     tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
+        f: IO[Any] = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")
+        with f:
             yield f
         os.replace(tmp, path)
     except BaseException:

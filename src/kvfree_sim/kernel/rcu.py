@@ -99,7 +99,7 @@ def rcu_jiffies_till_force_qs(hz: int) -> int:
     return 1 + (hz > 250) + (hz > 500)
 
 
-Callback = Callable[[Any], None]
+Callback = Callable[[Any], object]
 
 
 class RcuHead:

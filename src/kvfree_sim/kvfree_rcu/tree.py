@@ -36,14 +36,14 @@ brings the owner CPU's running segment up to date (:meth:`KfreeRcuCpu.lock`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Generator
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generator
 
 from ..kernel.mm.gfp import GFP_KERNEL, GFP_NOWARN
 from ..kernel.mm.vmscan import SHRINK_STOP
 from ..kernel.rcu import rcu_seq_snap
 from ..kernel.sched import Cpu, Segments, Task
 from ..kernel.time import HrTimer
-from ..kernel.workqueue import DelayedWork, RcuWork, WorkStruct
+from ..kernel.workqueue import DelayedWork, RcuWork, WorkStruct, Workqueue
 
 if TYPE_CHECKING:
     from ..checks import Invariants
@@ -153,20 +153,22 @@ class KvfreeRcu:
     """kvfree_rcu() machinery of Linux v5.11."""
 
     #: name, one-line description and source, for ``kvfree-sim variants``
-    name = "v5.11"
-    description = "before the patch: the shrinker does not touch the page cache; fill GFP_KERNEL|__GFP_NOWARN"
-    source = "Linux v5.11 kernel/rcu/tree.c (56292e8609e3 'Defer kvfree_rcu() allocation to a clean context')"
+    name: ClassVar[str] = "v5.11"
+    description: ClassVar[str] = "before the patch: the shrinker does not touch the page cache; fill GFP_KERNEL|__GFP_NOWARN"
+    source: ClassVar[str] = "Linux v5.11 kernel/rcu/tree.c (56292e8609e3 'Defer kvfree_rcu() allocation to a clean context')"
     #: rcuscale's kfree_scale_thread() of the same release
-    rcuscale_version = "5.11"
+    rcuscale_version: ClassVar[str] = "5.11"
     #: rcutree.* parameters of the same release
-    rcutree_version = "5.11"
+    rcutree_version: ClassVar[str] = "5.11"
     #: mm/ behaviour of the same release (page_alloc.c, vmscan.c)
-    mm_version = "5.11"
+    mm_version: ClassVar[str] = "5.11"
     #: fill_page_cache_func() allocation flags
-    fill_gfp = GFP_KERNEL | GFP_NOWARN
+    fill_gfp: ClassVar[int] = GFP_KERNEL | GFP_NOWARN
     #: True if kfree_rcu_monitor() may attach to a krwp whose rcu_work is
     #: pending (fixed by 5da7cb193db3, in 6.1.35)
-    attaches_to_pending = True
+    attaches_to_pending: ClassVar[bool] = True
+    #: ``page_cache_work`` is a ``struct delayed_work`` (the reviewer's diff; merged in v5.14)
+    page_cache_work_delayed: ClassVar[bool] = False
 
     def __init__(self, kernel: "Kernel", rcutree: dict[str, Any], checks: "Invariants") -> None:
         self.kernel = kernel
@@ -189,10 +191,10 @@ class KvfreeRcu:
         self.kfree_ps = p.ps("kfree_ns")
         self.work_page_ps = p.ps("kfree_rcu_work_page_ns")
         self.system_wq = kernel.system_wq
-        self.system_highpri_wq = kernel.system_highpri_wq
+        self.system_highpri_wq: Workqueue = kernel.system_highpri_wq
         self.inflight_pages = 0  # pages a running kfree_rcu_work() holds
         self.inflight_objects = 0  # objects a running kfree_rcu_work() holds
-        self.krc = [KfreeRcuCpu(self, cpu) for cpu in kernel.cpus]
+        self.krc: list[KfreeRcuCpu] = [KfreeRcuCpu(self, cpu) for cpu in kernel.cpus]
         self.kfree_rcu_batch_init()
 
     def configure(self, rcutree: dict[str, Any]) -> None:
@@ -412,13 +414,21 @@ class KvfreeRcu:
     # -- page cache refill: hrtimer -> system_highpri_wq ---------------------------
 
     def make_page_cache_work(self, krcp: KfreeRcuCpu) -> WorkStruct:
-        """INIT_WORK(&krcp->page_cache_work, fill_page_cache_func)."""
+        """INIT_WORK(&krcp->page_cache_work, fill_page_cache_func), or INIT_DELAYED_WORK
+        where ``page_cache_work`` is a ``struct delayed_work``."""
+        if self.page_cache_work_delayed:
+            return DelayedWork(self.fill_page_cache_func, "fill_page_cache_func", krcp)
         return WorkStruct(self.fill_page_cache_func, "fill_page_cache_func", krcp)
 
     def schedule_page_work_fn(self, t: HrTimer) -> None:
-        """The hrtimer callback (hard irq): queue_work(system_highpri_wq, &krcp->page_cache_work)."""
+        """The hrtimer callback (hard irq): queue_work(system_highpri_wq, &krcp->page_cache_work),
+        or queue_delayed_work(..., 0) where it is delayed work."""
         krcp = self.krc[t.cpu.id]
-        self.system_highpri_wq.queue_work_on(t.cpu, krcp.page_cache_work)
+        work = krcp.page_cache_work
+        if isinstance(work, DelayedWork):
+            self.system_highpri_wq.queue_delayed_work_on(t.cpu, work, 0)
+        else:
+            self.system_highpri_wq.queue_work_on(t.cpu, work)
 
     def fill_nr_pages(self, krcp: KfreeRcuCpu) -> int:
         """How many pages one fill_page_cache_func() tries to allocate."""

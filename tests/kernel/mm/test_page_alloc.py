@@ -19,7 +19,7 @@ from kvfree_sim.kernel.mm.page_alloc import (
 )
 
 from ktest import (
-    MSEC, TEST_MANAGED_PAGES, FixedZones, MiB, drive, set_free, sleep_forever, spawn,
+    MSEC, TEST_MANAGED_PAGES, MiB, drive, fixed_zones, set_free, sleep_forever, spawn,
 )
 
 
@@ -91,7 +91,7 @@ def test_watermarks_of_known_zone_sizes(booted, zones, mfk, marks, reserve, tota
     """init_per_zone_wmark_min() / __setup_per_zone_wmarks() /
     setup_per_zone_lowmem_reserve() / calculate_totalreserve_pages() (mm/page_alloc.c,
     v5.11 and v6.1), worked examples (b) and (c)."""
-    mm = FixedZones(booted, zones)
+    mm = fixed_zones(booted, zones)
     assert mm.min_free_kbytes == mfk
     assert [z.watermark for z in mm.zones] == marks
     assert [z.lowmem_reserve for z in mm.zones] == reserve
@@ -105,7 +105,7 @@ def test_min_free_kbytes_is_clamped(booted) -> None:
     int_sqrt(2^33 * 16) = 370727 -> 262144."""
     cases = [(1000, 252), (100, 128), (16 << 20, 32768), (1 << 31, 262144)]
     for pages, expected in cases:
-        assert FixedZones(booted, [(ZONE_NORMAL, pages)]).min_free_kbytes == expected
+        assert fixed_zones(booted, [(ZONE_NORMAL, pages)]).min_free_kbytes == expected
 
 
 def test_the_kernel_keeps_memmap_image_and_percpu_areas(make_kernel) -> None:
@@ -164,7 +164,7 @@ def test_fallback_zone_must_keep_its_lowmem_reserve(booted) -> None:
     """A GFP_KERNEL request (highest_zoneidx Normal) falling back to DMA32 needs
     free(DMA32) > low + lowmem_reserve[Normal] = 87 + 484 = 571 (example (c);
     __zone_watermark_ok())."""
-    booted.mm = FixedZones(booted, [(ZONE_DMA32, 13052), (ZONE_NORMAL, 124000)])
+    booted.mm = fixed_zones(booted, [(ZONE_DMA32, 13052), (ZONE_NORMAL, 124000)])
     set_free(booted, 572)
     assert booted.mm.zones[1].free == 0 and booted.mm.zones[0].free == 572
     assert booted.mm.alloc_fast(1, 0, GFP_KERNEL, "test") == 1

@@ -148,7 +148,10 @@ class AllocRequest:
 class PageAllocator:
     """Zones of one node, the buddy allocator's counts and the slow path."""
 
-    def __init__(self, kernel: "Kernel", memory_bytes: int, mm_version: str) -> None:
+    def __init__(self, kernel: "Kernel", memory_bytes: int, mm_version: str,
+                 zones: list[tuple[int, int]] | None = None) -> None:
+        """``zones``, given as (zone index, managed pages), replaces the layout's zones
+        (the worked examples of the watermark arithmetic use it)."""
         self.kernel = kernel
         self.mm_version = mm_version
         #: 6.1.192 backports: the v6.3 reserve rules, and zone_reclaimable_pages()
@@ -157,7 +160,10 @@ class PageAllocator:
         self.retry_ns = kernel.profile.ns("slowpath_retry_ns")
         layout = kernel.profile.layout
         ncpus = len(kernel.cpus)
-        self.zones = self._make_zones(memory_bytes, layout, ncpus)
+        if zones is None:
+            self.zones = self._make_zones(memory_bytes, layout, ncpus)
+        else:
+            self.zones = [Zone(idx, n, n) for idx, n in zones]
         self.managed_pages = sum(z.managed for z in self.zones)
         self.present_pages = sum(z.present for z in self.zones)
         self.pageblock_pages = 1 << int(layout["pageblock_order"])

@@ -17,10 +17,9 @@ One global flag: set by every count, consumed by the first refill kicked after i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING
 
-from ...kernel.time import HrTimer
-from ...kernel.workqueue import DelayedWork, WorkStruct, Workqueue
+from ...kernel.workqueue import DelayedWork
 from ..tree import KfreeRcuCpu
 from .v5_11_v3 import V5_11_V3
 
@@ -28,28 +27,12 @@ if TYPE_CHECKING:
     from ...kernel.mm.vmscan import ShrinkControl
 
 
-class DelayedPageCacheWork:
-    """``page_cache_work`` as a ``struct delayed_work``: the hrtimer queues it with no delay.
-    The reviewer's diff introduced it; v5.14 merged it."""
-
-    krc: list[KfreeRcuCpu]
-    system_highpri_wq: Workqueue
-    fill_page_cache_func: Callable[..., Any]
-
-    def make_page_cache_work(self, krcp: KfreeRcuCpu) -> WorkStruct:
-        return DelayedWork(self.fill_page_cache_func, "fill_page_cache_func", krcp)
-
-    def schedule_page_work_fn(self, t: HrTimer) -> None:
-        krcp = self.krc[t.cpu.id]
-        assert isinstance(krcp.page_cache_work, DelayedWork)
-        self.system_highpri_wq.queue_delayed_work_on(t.cpu, krcp.page_cache_work, 0)
-
-
-class V5_11_V3_Backoff(DelayedPageCacheWork, V5_11_V3):
+class V5_11_V3_Backoff(V5_11_V3):
     name = "v5.11+v3+backoff"
     description = "v3 plus the reviewer's backoff: a count sets a global flag; the next refill is delayed work after HZ"
     source = "LKML 2021-02-04 Uladzislau Rezki, 'Re: [PATCH v3] kvfree_rcu: Release page cache under memory pressure'"
 
+    page_cache_work_delayed = True
     backoff_page_cache_fill = False
 
     def run_page_cache_worker(self, krcp: KfreeRcuCpu) -> None:

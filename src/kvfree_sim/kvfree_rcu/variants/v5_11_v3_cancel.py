@@ -19,7 +19,7 @@ Interpretation (the thread has no code):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ...kernel.sched import Cpu
 from ...kernel.workqueue import cancel_work
@@ -27,7 +27,9 @@ from ..tree import KfreeRcuCpu
 from .v5_11_v3 import V5_11_V3
 
 if TYPE_CHECKING:
+    from ...checks import Invariants
     from ...kernel.mm.vmscan import ShrinkControl
+    from ...kernel.system import Kernel
 
 
 class V5_11_V3_Cancel(V5_11_V3):
@@ -35,8 +37,8 @@ class V5_11_V3_Cancel(V5_11_V3):
     description = "v3 plus Zqiang's idea: count cancels pending refills, scan re-arms them after draining"
     source = "LKML 2021-02-04 Zqiang, reply in 'Re: [PATCH v3] kvfree_rcu: Release page cache under memory pressure'"
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
+    def __init__(self, kernel: "Kernel", rcutree: dict[str, Any], checks: "Invariants") -> None:
+        super().__init__(kernel, rcutree, checks)
         self.refill_cancelled = [False] * len(self.krc)
 
     def shrink_count_cpu(self, krcp: KfreeRcuCpu, sc: "ShrinkControl") -> int:

@@ -18,19 +18,19 @@ from typing import TYPE_CHECKING, Any
 from ...kernel.sched import Cpu
 from ...kernel.workqueue import DelayedWork
 from ..tree import KfreeRcuCpu
-from .v5_11_v3_backoff import DelayedPageCacheWork
 from .v5_13 import V5_13
 
 if TYPE_CHECKING:
     from ...kernel.mm.vmscan import ShrinkControl
 
 
-class V5_14(DelayedPageCacheWork, V5_13):
+class V5_14(V5_13):
     name = "v5.14"
     description = "the merged patch: per-CPU backoff, refill of 1 page after rcu_delay_page_cache_fill_msec"
     source = "Linux v5.14 kernel/rcu/tree.c, d0bfa8b3c411 'kvfree_rcu: Release a page cache under memory pressure'"
     rcutree_version = "5.14"
     mm_version = "5.14"
+    page_cache_work_delayed = True
 
     def configure(self, rcutree: dict[str, Any]) -> None:
         # kfree_rcu_batch_init(): clamp to [0:100] seconds.
