@@ -6,7 +6,11 @@ import os
 import subprocess
 import sys
 
-from kvfree_sim.core.rng import Rng
+import random
+
+import pytest
+
+from kvfree_sim.core.rng import Rng, exponential_ns, exponential_ns_decimal
 
 
 def draws(rng: Rng, name: str, n: int = 5) -> list[float]:
@@ -62,3 +66,30 @@ def test_streams_do_not_depend_on_the_process_hash_seed() -> None:
     env = dict(os.environ, PYTHONHASHSEED="12345")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(draws(Rng(11), "w", 3))
+
+
+@pytest.mark.parametrize("mean_ns", [1.0, 20e3, 5e6, 1e9 / 100, 1e9 / 7, 3.3e10])
+def test_exponential_draws_are_the_decimal_values(mean_ns: float) -> None:
+    """The fast path returns exactly what the 28-digit decimal logarithm gives."""
+    rng = random.Random(f"exp/{mean_ns}")
+    check = random.Random(f"exp/{mean_ns}")
+    for _ in range(20000):
+        u = check.getrandbits(53) + 1
+        assert exponential_ns(rng, mean_ns) == exponential_ns_decimal(u, mean_ns)
+
+
+def test_a_draw_next_to_a_whole_ns_takes_the_decimal_path() -> None:
+    """u = 2**52 gives ln 2 * mean; with mean = 1 / ln 2 the product is 1 ns up to rounding."""
+
+    class Fixed(random.Random):
+        def getrandbits(self, k: int) -> int:
+            return 2**52 - 1
+
+    mean = 1 / 0.6931471805599453
+    assert exponential_ns(Fixed(), mean) == exponential_ns_decimal(2**52, mean)
+
+
+def test_exponential_draws_have_the_mean() -> None:
+    rng = random.Random("mean")
+    n = 50000
+    assert abs(sum(exponential_ns(rng, 1e6) for _ in range(n)) / n - 1e6) < 0.02e6
