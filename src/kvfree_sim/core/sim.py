@@ -14,14 +14,14 @@ The core knows nothing of the kernel.
 from __future__ import annotations
 
 import heapq
-from typing import Any, Callable
+from typing import Any, Callable, Final
 
 #: Event priorities at the same instant: hard interrupts before softirqs
 #: before the scheduler; lower runs first.
-PRIO_HARDIRQ = 0
-PRIO_SOFTIRQ = 1
-PRIO_NORMAL = 2
-PRIO_LATE = 3
+PRIO_HARDIRQ: Final = 0
+PRIO_SOFTIRQ: Final = 1
+PRIO_NORMAL: Final = 2
+PRIO_LATE: Final = 3
 
 Callback = Callable[[Any], None]
 Event = list  # [time, prio, seq, fn | None, arg]

@@ -45,7 +45,7 @@ boosting, callback offloading (``RCU_NOCB_CPU=n`` in kvm.sh's TREE config) nor
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Generator
+from typing import TYPE_CHECKING, Any, Callable, Final, Generator
 
 from ..core.sim import PRIO_SOFTIRQ, Event, Simulator
 from .sched import SLEEP, Cpu, Task, wake_task
@@ -54,9 +54,9 @@ from .time import TimerList
 if TYPE_CHECKING:
     from .system import Kernel
 
-RCU_SEQ_CTR_SHIFT = 2
-RCU_SEQ_STATE_MASK = (1 << RCU_SEQ_CTR_SHIFT) - 1
-RCU_JIFFIES_FQS_DIV = 256
+RCU_SEQ_CTR_SHIFT: Final = 2
+RCU_SEQ_STATE_MASK: Final = (1 << RCU_SEQ_CTR_SHIFT) - 1
+RCU_JIFFIES_FQS_DIV: Final = 256
 
 
 def rcu_seq_start(s: int) -> int:

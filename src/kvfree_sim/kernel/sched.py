@@ -32,7 +32,7 @@ costs of the operations that wake.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Generator
+from typing import TYPE_CHECKING, Any, Callable, Final, Generator
 
 from ..core.sim import PRIO_LATE, PRIO_NORMAL, PRIO_SOFTIRQ, Event, Simulator
 
@@ -40,14 +40,14 @@ if TYPE_CHECKING:
     from .system import Kernel
 
 #: Yielded by a task to block until woken.
-SLEEP = -1
+SLEEP: Final = -1
 #: Internal: the task ended (its generator returned) and is paying its debt.
-EXIT = -2
+EXIT: Final = -2
 
 TaskBody = Generator[Any, Any, None]
 
 # kernel/sched/core.c
-SCHED_PRIO_TO_WEIGHT = (
+SCHED_PRIO_TO_WEIGHT: Final = (
     88761, 71755, 56483, 46273, 36291,
     29154, 23254, 18705, 14949, 11916,
     9548, 7620, 6100, 4904, 3906,
@@ -57,15 +57,15 @@ SCHED_PRIO_TO_WEIGHT = (
     110, 87, 70, 56, 45,
     36, 29, 23, 18, 15,
 )
-NICE_0_LOAD = 1024
-MAX_NICE = 19
-MIN_NICE = -20
+NICE_0_LOAD: Final = 1024
+MAX_NICE: Final = 19
+MIN_NICE: Final = -20
 
 # kernel/sched/fair.c, unscaled defaults (ns)
-SYSCTL_SCHED_LATENCY = 6_000_000
-SYSCTL_SCHED_MIN_GRANULARITY = 750_000
-SYSCTL_SCHED_WAKEUP_GRANULARITY = 1_000_000
-SCHED_NR_LATENCY = 8
+SYSCTL_SCHED_LATENCY: Final = 6_000_000
+SYSCTL_SCHED_MIN_GRANULARITY: Final = 750_000
+SYSCTL_SCHED_WAKEUP_GRANULARITY: Final = 1_000_000
+SCHED_NR_LATENCY: Final = 8
 
 
 def nice_to_weight(nice: int) -> int:

@@ -19,21 +19,21 @@ defaults to 0, kernel/time/tick-sched.c), so a tick is a global instant.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Final
 
 from ..core.sim import PRIO_HARDIRQ, PRIO_SOFTIRQ, Event, Simulator
 
 if TYPE_CHECKING:
     from .sched import Cpu
 
-NSEC_PER_SEC = 1_000_000_000
-NSEC_PER_MSEC = 1_000_000
+NSEC_PER_SEC: Final = 1_000_000_000
+NSEC_PER_MSEC: Final = 1_000_000
 
 # kernel/time/timer.c
-LVL_CLK_SHIFT = 3
-LVL_CLK_DIV = 1 << LVL_CLK_SHIFT
-LVL_BITS = 6
-LVL_SIZE = 1 << LVL_BITS
+LVL_CLK_SHIFT: Final = 3
+LVL_CLK_DIV: Final = 1 << LVL_CLK_SHIFT
+LVL_BITS: Final = 6
+LVL_SIZE: Final = 1 << LVL_BITS
 
 
 def lvl_depth(hz: int) -> int:

@@ -24,7 +24,7 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Generator
+from typing import TYPE_CHECKING, Any, Callable, Final, Generator
 
 from .sched import SLEEP, Cpu, Task, wake_task
 from .time import TimerList
@@ -32,7 +32,7 @@ from .time import TimerList
 if TYPE_CHECKING:
     from .system import Kernel
 
-HIGHPRI_NICE_LEVEL = -20
+HIGHPRI_NICE_LEVEL: Final = -20
 
 WorkFunc = Callable[["WorkStruct", Task], Generator[Any, Any, None]]
 

@@ -36,7 +36,7 @@ brings the owner CPU's running segment up to date (:meth:`KfreeRcuCpu.lock`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generator
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Final, Generator
 
 from ..kernel.mm.gfp import GFP_KERNEL, GFP_NOWARN
 from ..kernel.mm.vmscan import SHRINK_STOP
@@ -51,12 +51,12 @@ if TYPE_CHECKING:
     from ..kernel.mm.vmscan import ShrinkControl
     from ..kernel.system import Kernel
 
-PAGE_SIZE = 4096
-KVFREE_BULK_HEADER = 16  # sizeof(struct kvfree_rcu_bulk_data): nr_records + next (v5.x - v6.2)
-KVFREE_BULK_MAX_ENTR = (PAGE_SIZE - KVFREE_BULK_HEADER) // 8  # 510
-KFREE_N_BATCHES = 2
-FREE_N_CHANNELS = 2
-OWNER = "kvfree_rcu"
+PAGE_SIZE: Final = 4096
+KVFREE_BULK_HEADER: Final = 16  # sizeof(struct kvfree_rcu_bulk_data): nr_records + next (v5.x - v6.2)
+KVFREE_BULK_MAX_ENTR: Final = (PAGE_SIZE - KVFREE_BULK_HEADER) // 8  # 510
+KFREE_N_BATCHES: Final = 2
+FREE_N_CHANNELS: Final = 2
+OWNER: Final = "kvfree_rcu"
 
 
 class BulkChain:
@@ -137,12 +137,12 @@ class KfreeRcuCpu:
 
 
 # Counters the instrumented 6.1 kernel of ../shared/calibration also counts.
-CALIBRATION_COUNTERS = (
+CALIBRATION_COUNTERS: Final[tuple[str, ...]] = (
     "shrink_count", "shrink_scan", "drained_pages", "fill_runs", "fill_pages", "fill_fail",
     "worker_hrtimer", "worker_delayed", "cache_hit", "direct_alloc", "direct_alloc_fail",
     "head_fallback", "inline_kvfree",
 )
-OTHER_COUNTERS = (
+OTHER_COUNTERS: Final[tuple[str, ...]] = (
     "calls", "calls_bulk", "calls_list", "scan_freed", "pages_alloc", "pages_free", "recycled_pages",
     "refill_drained_unused", "monitor_runs", "batches_queued", "kfree_rcu_work_runs", "objects_freed",
     "pending_gp_attach", "cancelled_refills",

@@ -27,7 +27,7 @@ bits (a geometric law, exact whatever the segmenting).
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any, Callable, Generator
+from typing import TYPE_CHECKING, Any, Callable, Final, Generator
 
 from ..kernel.mm.gfp import GFP_KERNEL
 from ..kernel.rcu import rcu_seq_diff
@@ -38,9 +38,9 @@ if TYPE_CHECKING:
     from ..kernel.system import Kernel
     from ..kvfree_rcu.tree import KvfreeRcu
 
-PAGE_SHIFT = 12
-KFREE_OBJ_SIZE = 24  # struct kfree_obj { char kfree_obj[8]; struct rcu_head rh; }
-ALL_DOUBLE = 1 << 62  # "no 1-argument call ahead, ever"
+PAGE_SHIFT: Final = 12
+KFREE_OBJ_SIZE: Final = 24  # struct kfree_obj { char kfree_obj[8]; struct rcu_head rh; }
+ALL_DOUBLE: Final = 1 << 62  # "no 1-argument call ahead, ever"
 
 
 def compute_real(n: int, ncpus: int) -> int:

@@ -33,7 +33,7 @@ page lists, highatomic reserves, CMA, NUMA (one node), cpusets.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generator
+from typing import TYPE_CHECKING, Any, Final, Generator
 
 from .gfp import (
     GFP_ATOMIC_FLAG, GFP_DIRECT_RECLAIM, GFP_HIGH, GFP_KSWAPD_RECLAIM, GFP_MEMALLOC,
@@ -45,32 +45,32 @@ if TYPE_CHECKING:
     from ..sched import Task
     from ..system import Kernel
 
-PAGE_SHIFT = 12
-PAGE_SIZE = 1 << PAGE_SHIFT
-MAX_RECLAIM_RETRIES = 16
-PAGE_ALLOC_COSTLY_ORDER = 3
-WATERMARK_SCALE_FACTOR = 10  # vm.watermark_scale_factor default
-WATERMARK_BOOST_FACTOR = 15000  # vm.watermark_boost_factor default
+PAGE_SHIFT: Final = 12
+PAGE_SIZE: Final = 1 << PAGE_SHIFT
+MAX_RECLAIM_RETRIES: Final = 16
+PAGE_ALLOC_COSTLY_ORDER: Final = 3
+WATERMARK_SCALE_FACTOR: Final = 10  # vm.watermark_scale_factor default
+WATERMARK_BOOST_FACTOR: Final = 15000  # vm.watermark_boost_factor default
 
 WMARK_MIN, WMARK_LOW, WMARK_HIGH = 0, 1, 2
-ALLOC_WMARK_MASK = 0x03
-ALLOC_NO_WATERMARKS = 0x04
-ALLOC_OOM = 0x08
-ALLOC_HARDER = 0x10  # v5.11; 6.1.192 calls the bit ALLOC_NON_BLOCK
-ALLOC_HIGH = 0x20  # == __GFP_HIGH; 6.1.192: ALLOC_MIN_RESERVE
-ALLOC_NON_BLOCK = ALLOC_HARDER
-ALLOC_MIN_RESERVE = ALLOC_HIGH
-ALLOC_CPUSET = 0x40
-ALLOC_KSWAPD = 0x800  # == __GFP_KSWAPD_RECLAIM
+ALLOC_WMARK_MASK: Final = 0x03
+ALLOC_NO_WATERMARKS: Final = 0x04
+ALLOC_OOM: Final = 0x08
+ALLOC_HARDER: Final = 0x10  # v5.11; 6.1.192 calls the bit ALLOC_NON_BLOCK
+ALLOC_HIGH: Final = 0x20  # == __GFP_HIGH; 6.1.192: ALLOC_MIN_RESERVE
+ALLOC_NON_BLOCK: Final = ALLOC_HARDER
+ALLOC_MIN_RESERVE: Final = ALLOC_HIGH
+ALLOC_CPUSET: Final = 0x40
+ALLOC_KSWAPD: Final = 0x800  # == __GFP_KSWAPD_RECLAIM
 
 ZONE_DMA, ZONE_DMA32, ZONE_NORMAL = 0, 1, 2
-ZONE_NAMES = ("DMA", "DMA32", "Normal")
+ZONE_NAMES: Final = ("DMA", "DMA32", "Normal")
 # sysctl_lowmem_reserve_ratio (v5.11): DMA 256, DMA32 256, Normal 32
-LOWMEM_RESERVE_RATIO = (256, 256, 32)
+LOWMEM_RESERVE_RATIO: Final = (256, 256, 32)
 
 MiB_PAGES = (1 << 20) >> PAGE_SHIFT
-SECTION_PAGES = (128 << 20) >> PAGE_SHIFT  # SECTION_SIZE_BITS = 27 (x86_64)
-STRUCT_PAGE_BYTES = 64
+SECTION_PAGES: Final = (128 << 20) >> PAGE_SHIFT  # SECTION_SIZE_BITS = 27 (x86_64)
+STRUCT_PAGE_BYTES: Final = 64
 
 
 def int_sqrt(x: int) -> int:
@@ -501,4 +501,4 @@ class PageAllocator:
         return False, killed
 
 
-SLEEP_FOREVER = -1  # the sched.SLEEP directive: a panicked machine never wakes the task
+SLEEP_FOREVER: Final = -1  # the sched.SLEEP directive: a panicked machine never wakes the task

@@ -25,7 +25,7 @@ are counted in FIFO order.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any, Generator
+from typing import TYPE_CHECKING, Any, Final, Generator
 
 from .gfp import (
     GFP_COMP, GFP_DIRECT_RECLAIM, GFP_KERNEL, GFP_KSWAPD_RECLAIM, GFP_NOFAIL, GFP_NOMEMALLOC, GFP_NORETRY,
@@ -36,11 +36,11 @@ if TYPE_CHECKING:
     from ..sched import Task
     from .page_alloc import PageAllocator
 
-PAGE_SIZE = 4096
-PAGE_ALLOC_COSTLY_ORDER = 3
-KMALLOC_MAX_CACHE_SIZE = 2 * PAGE_SIZE  # SLUB: PAGE_SIZE << 1
-KMALLOC_SIZES = (8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192)
-MAX_OBJS_PER_PAGE = 32767
+PAGE_SIZE: Final = 4096
+PAGE_ALLOC_COSTLY_ORDER: Final = 3
+KMALLOC_MAX_CACHE_SIZE: Final = 2 * PAGE_SIZE  # SLUB: PAGE_SIZE << 1
+KMALLOC_SIZES: Final = (8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192)
+MAX_OBJS_PER_PAGE: Final = 32767
 
 
 def get_order(size: int) -> int:

@@ -28,7 +28,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Generator
+from typing import TYPE_CHECKING, Any, Callable, Final, Generator
 
 from ..sched import SLEEP, Cpu, Task, wake_task
 from ..time import TimerList
@@ -38,13 +38,13 @@ from .page_alloc import MAX_RECLAIM_RETRIES, WMARK_HIGH, Zone
 if TYPE_CHECKING:
     from ..system import Kernel
 
-SHRINK_BATCH = 128
-DEFAULT_SEEKS = 2
-DEF_PRIORITY = 12
-SWAP_CLUSTER_MAX = 32
-SHRINK_STOP = (1 << 64) - 1
-SHRINK_EMPTY = (1 << 64) - 2
-ULONG = 1 << 64
+SHRINK_BATCH: Final = 128
+DEFAULT_SEEKS: Final = 2
+DEF_PRIORITY: Final = 12
+SWAP_CLUSTER_MAX: Final = 32
+SHRINK_STOP: Final = (1 << 64) - 1
+SHRINK_EMPTY: Final = (1 << 64) - 2
+ULONG: Final = 1 << 64
 
 
 class ShrinkControl:
