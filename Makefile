@@ -24,13 +24,16 @@ VARIANTS ?= v5.11,v5.11+v3,v5.11+v3+backoff,v5.11+v3+cancel,v5.14
 RUNS     ?= 2
 BOOTARGS := rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=16 rcuscale.holdoff=20 rcuscale.kfree_loops=10000 torture.disable_onoff_at_boot
 
+# KVFREE_SIM=.venv-mypyc/bin/kvfree-sim (after make mypyc) runs the jobs with the compiled build.
+KVFREE_SIM ?= $(BIN)/kvfree-sim
+
 reproduce: $(STAMP)
-	$(BIN)/kvfree-sim compare --variants $(VARIANTS) --runs $(RUNS) --cpus 64 --memory 512M \
+	$(KVFREE_SIM) compare --variants $(VARIANTS) --runs $(RUNS) --cpus 64 --memory 512M \
 	  --bootargs "$(BOOTARGS)" --out results/
 
 # The same at the model's memory edge (see README): slower, the runs reclaim.
 reproduce-edge: $(STAMP)
-	$(BIN)/kvfree-sim compare --variants $(VARIANTS) --runs $(RUNS) --cpus 64 --memory 352M \
+	$(KVFREE_SIM) compare --variants $(VARIANTS) --runs $(RUNS) --cpus 64 --memory 352M \
 	  --bootargs "$(BOOTARGS)" --out results-352M/
 
 bench: $(STAMP)
