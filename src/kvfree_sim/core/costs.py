@@ -32,6 +32,7 @@ COSTS: dict[str, str] = {
     "rcuscale_loop_ns": "rcuscale loop overhead per object (torture_random(), branch)",
     # slab and page allocator
     "slab_new_ns": "allocate_slab(): a new slab from the page allocator and its freelist set-up, per slab",
+    "slab_page_ns": "allocate_slab(), per page of the new slab (compound-page set-up, the freelist walk across pages)",
     "slab_discard_ns": "discard_slab(): an empty slab returned to the page allocator, per slab",
     "page_alloc_ns": "__get_free_page() fast path (get_page_from_freelist, order 0)",
     "page_free_ns": "free_page(), order 0",

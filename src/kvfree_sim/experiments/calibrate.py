@@ -1,7 +1,7 @@
 """kvfree-sim calibrate: fit a machine profile's costs to measured runs.
 
 ``kvfree-sim calibrate RUNS.csv --out PROFILE.json [--name NAME] [--profile START]
-[--groups per_object,allocator,sched_irq,reclaim,steal] [--configs N] [--runs N] [--max-evals N]``
+[--groups per_object,slab,allocator,sched_irq,reclaim,steal] [--configs N] [--runs N] [--max-evals N]``
 
 What is fitted.  Only entries of :data:`~kvfree_sim.core.costs.COSTS` (CPU costs
 that depend on the machine), never the memory layout (:data:`LAYOUT`, from boot
@@ -84,7 +84,8 @@ from .validate import (
 GROUPS: dict[str, tuple[str, ...]] = {
     "per_object": ("kmalloc_ns", "kvfree_call_rcu_ns", "kvfree_call_rcu_list_ns", "rcuscale_loop_ns",
                    "kfree_bulk_ns", "kfree_ns"),
-    "allocator": ("slab_new_ns", "slab_discard_ns", "page_alloc_ns", "page_free_ns",
+    "slab": ("slab_new_ns", "slab_page_ns", "slab_discard_ns"),
+    "allocator": ("page_alloc_ns", "page_free_ns",
                   "kfree_rcu_work_page_ns", "krc_lock_ns", "monitor_ns"),
     "sched_irq": ("context_switch_ns", "wakeup_ns", "hardirq_ns", "softirq_ns", "hrtimer_min_delta_ns",
                   "work_item_ns", "kthread_create_ns", "rcu_cb_ns", "rcu_gp_init_ns", "rcu_gp_per_cpu_ns"),

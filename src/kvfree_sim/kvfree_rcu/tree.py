@@ -189,6 +189,7 @@ class KvfreeRcu:
         self.per_cpu_ns = p.ns("shrinker_per_cpu_ns")
         self.kfree_bulk_ps = p.ps("kfree_bulk_ns")
         self.kfree_ps = p.ps("kfree_ns")
+        self.slab_discard_ps = p.ps("slab_discard_ns")
         self.work_page_ps = p.ps("kfree_rcu_work_page_ns")
         self.system_wq = kernel.system_wq
         self.system_highpri_wq: Workqueue = kernel.system_highpri_wq
@@ -277,18 +278,25 @@ class KvfreeRcu:
                 continue
             self.inflight_pages += chain.pages
             self.inflight_objects += chain.nr_records
-            per_obj = self.kfree_bulk_ps if i == 0 else self.kfree_ps
+            per_obj = (self.kfree_bulk_ps if i == 0 else self.kfree_ps) + self.discard_share_ps(chain.origin)
             freer = self._chain_freer(krcp, cpu, chain)
             runs.append((1, self.work_page_ps + chain.head_records * per_obj, freer))
             if chain.pages > 1:
                 runs.append((chain.pages - 1, self.work_page_ps + KVFREE_BULK_MAX_ENTR * per_obj, freer))
         for run in head or ():
             self.inflight_objects += run.n
-            runs.append((run.n, self.kfree_ps, self._list_freer(run)))
+            runs.append((run.n, self.kfree_ps + self.discard_share_ps(run.origin), self._list_freer(run)))
         if runs:
             seg = Segments(runs)
             while not seg.finished:
                 yield seg
+
+    def discard_share_ps(self, origin: "SlabCpu | None") -> int:
+        """discard_slab() spread over a slab's objects: they are freed in the order they
+        were allocated, so every ``objs_per_slab`` frees empty one slab (``SlabCpu.free()``)."""
+        if origin is None:
+            return 0
+        return self.slab_discard_ps // origin.cache.objs_per_slab
 
     def _chain_freer(self, krcp: KfreeRcuCpu, cpu: Cpu, chain: BulkChain) -> Callable[[int], None]:
         """Commit function for the next ``k`` pages of a detached chain, newest first."""

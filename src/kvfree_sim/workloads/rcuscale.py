@@ -96,6 +96,7 @@ class KfreeScaleTest:
         self.obj_ps = prof.ps("kmalloc_ns") + prof.ps("rcuscale_loop_ns")
         self.obj_ns = self.obj_ps // 1000
         self.slab_new_ps = prof.ps("slab_new_ns")
+        self.slab_page_ps = prof.ps("slab_page_ns")
         self.started = 0
         self.ended = 0
         self.gp_started = 0
@@ -185,7 +186,8 @@ class KfreeScaleTest:
                 n, unit_ps, to_list = seg
                 # The slabs these objects need, by the allocator's fast path only.
                 new_slabs = self.cache.refill_fast(slab, n)
-                calls.plan(min(n, slab.free_objs), self.obj_ps + unit_ps, to_list, new_slabs * self.slab_new_ps)
+                calls.plan(min(n, slab.free_objs), self.obj_ps + unit_ps, to_list,
+                           new_slabs * self.slab_ps(self.cache.order))
                 yield calls
                 i += calls.done
                 self.objects_done += calls.done
@@ -210,9 +212,15 @@ class KfreeScaleTest:
 
     def new_slab(self, task: Task, slab: "SlabCpu") -> Generator[Any, Any, bool]:
         """___slab_alloc() -> new_slab(): the slow way, reclaim and all."""
-        ok = yield from self.cache.allocate_slab(task, slab, GFP_KERNEL)
-        task.debt += self.slab_new_ps // 1000
+        cache = self.cache
+        fallbacks = cache.fallbacks
+        ok = yield from cache.allocate_slab(task, slab, GFP_KERNEL)
+        task.debt += self.slab_ps(cache.min_order if cache.fallbacks > fallbacks else cache.order) // 1000
         return ok
+
+    def slab_ps(self, order: int) -> int:
+        """CPU time of allocate_slab() for a slab of ``order``."""
+        return self.slab_new_ps + (self.slab_page_ps << order)
 
 
 class CallStream(Chunk):
