@@ -255,7 +255,8 @@ def fitted_profile(fit: Fit, best: Evaluation, name: str, date: str) -> MachineP
         for key in GROUPS[group]:
             prof.sources[key] = (f"{group} x{factor:.4g} of '{fit.base.name}' ({fit.base.costs[key]:g} ns); "
                                  f"{where}")
-    prof.description = f"{fit.base.description}; costs fitted to {fit.data.path}"
+    note = f"; costs fitted to {fit.data.path}"
+    prof.description = fit.base.description if fit.base.description.endswith(note) else fit.base.description + note
     prof.source = f"costs: {where}; layout and unfitted costs: profile '{fit.base.name}'"
     return prof
 
