@@ -23,6 +23,7 @@ from .workloads.rcuscale import KfreeScaleTest
 
 if TYPE_CHECKING:
     from .core.sim import Simulator
+    from .kernel.sched import Cpu, Task
     from .kernel.mm.page_alloc import PageAllocator
     from .kernel.rcu import Rcu
     from .trace.hooks import Tracer
@@ -107,11 +108,13 @@ class Machine:
     def mm(self) -> PageAllocator:
         return self.kernel.mm
 
-    def _on_switch(self, cpu: Any, prev: Any, ran_ns: int) -> None:
+    def _on_switch(self, cpu: Cpu, prev: Task, ran_ns: int) -> None:
         """Time a highpri kworker held a CPU while a kfree thread waited on it."""
-        if prev is not None and prev.nice < 0 and prev.wq_worker:
-            if any(t.name == "kfree_scale_thread" for t in cpu.rq):
-                self.highpri_ns += ran_ns
+        if prev.nice < 0 and prev.wq_worker:
+            for t in cpu.rq:
+                if t.name == "kfree_scale_thread":
+                    self.highpri_ns += ran_ns
+                    break
 
     def run(self) -> RunResult:
         k = self.kernel

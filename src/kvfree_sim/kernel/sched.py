@@ -252,7 +252,7 @@ class Cpu:
         "burst_ev", "run_start", "in_resume", "need_resched", "tick_ev",
         "dynticks", "idle_since", "idle_time", "tracer", "deferred",
         "resume_ev", "ctx_switch_ns", "irq_ns", "softirq_ns", "context", "curr_since",
-        "paused_until", "steal_ns",
+        "paused_until", "steal_ns", "burst_end_cb",
     )
 
     def __init__(self, kernel: "Kernel", cpu_id: int) -> None:
@@ -282,6 +282,8 @@ class Cpu:
         self.curr_since = 0  # when curr got the CPU
         self.paused_until = 0  # the host has descheduled this vCPU until then
         self.steal_ns = 0
+        # one bound method for every burst-end event, not a new one each time
+        self.burst_end_cb: Callable[[object], None] = self._burst_end
 
     # -- state ------------------------------------------------------------
 
@@ -365,7 +367,7 @@ class Cpu:
         assert curr is not None
         Simulator.cancel(self.burst_ev)
         left = curr.chunk.remaining if curr.chunk is not None else curr.burst
-        self.burst_ev = self.sim.at(max(self.run_start, self.sim.now) + left, self._burst_end, None, PRIO_NORMAL)
+        self.burst_ev = self.sim.at(max(self.run_start, self.sim.now) + left, self.burst_end_cb, None, PRIO_NORMAL)
         if self.rq:
             self._maybe_tick()
 
