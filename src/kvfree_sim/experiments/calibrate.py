@@ -1,7 +1,7 @@
 """kvfree-sim calibrate: fit a machine profile's costs to measured runs.
 
 ``kvfree-sim calibrate RUNS.csv --out PROFILE.json [--name NAME] [--profile START]
-[--groups per_object,slab,allocator,sched_irq,reclaim,steal] [--configs N] [--runs N] [--max-evals N]``
+[--groups per_object,slab,allocator,sched_irq,reclaim,steal,steal_pause] [--configs N] [--runs N] [--max-evals N]``
 
 What is fitted.  Only entries of :data:`~kvfree_sim.core.costs.COSTS` (CPU costs
 that depend on the machine), never the memory layout (:data:`LAYOUT`, from boot
@@ -12,13 +12,16 @@ scale factor applied to the starting profile's values (see :data:`GROUPS`):
 
 - ``per_object``: the per-object fast paths of rcuscale and kvfree_rcu (plain
   CPU work: an emulator or a slower core scales them together);
-- ``allocator``: slab and page allocator work, per slab, page or batch;
+- ``slab``: allocating and discarding slabs, per slab and per page of a slab;
+- ``allocator``: page allocator and kvfree_rcu batch work, per page or batch;
 - ``sched_irq``: context switches, wake-ups, interrupts, timers, workqueues and
   RCU's grace-period machinery (dominated by exits and timer emulation in a VM);
 - ``reclaim``: shrinker, reclaim and OOM-killer work;
-- ``steal``: how often the host deschedules a vCPU (``vcpu_steal_per_s``; the
-  mean pause ``vcpu_steal_ns`` is kept: medians cannot tell rate and length
-  apart).
+- ``steal``: how often the host deschedules a vCPU (``vcpu_steal_per_s``);
+- ``steal_pause``: how long such a pause lasts (``vcpu_steal_ns``).  Medians
+  of time cannot tell rate and length apart, but the share of runs that run
+  out of memory can: a long pause holds up every grace period while the other
+  vCPUs keep allocating.
 
 A group whose costs are all zero in the starting profile (no steal on a
 dedicated host) is left out: a factor cannot change it.
@@ -27,8 +30,9 @@ Objective (lower is better): the weighted mean, over the fitted configurations,
 of the absolute relative errors of the medians (see
 :mod:`kvfree_sim.experiments.validate`), each capped at :data:`ERROR_CAP` (an
 undefined error, e.g. no simulated run completed where the kernel's did,
-counts as the cap).  Weights (:data:`WEIGHTS`): completion time 2, batches 1,
-and 0.2 for each of ``fill_runs``, ``fill_pages``, ``cache_hit``,
+counts as the cap); for the share of runs that ran out of memory, the
+difference of the shares.  Weights (:data:`WEIGHTS`): completion time 2,
+batches 1, OOM share 1, and 0.2 for each of ``fill_runs``, ``fill_pages``, ``cache_hit``,
 ``direct_alloc``, ``head_fallback``: costs set time and grace-period rate
 directly, while the counters check mechanisms, which a cost must not be bent to
 absorb; they still steer the fit between costs that change time alike.
@@ -91,14 +95,10 @@ GROUPS: dict[str, tuple[str, ...]] = {
                   "work_item_ns", "kthread_create_ns", "rcu_cb_ns", "rcu_gp_init_ns", "rcu_gp_per_cpu_ns"),
     "reclaim": ("shrinker_per_cpu_ns", "shrink_node_ns", "slowpath_retry_ns", "oom_kill_ns"),
     "steal": ("vcpu_steal_per_s",),
-}
-#: COSTS entries no group scales, and why
-NOT_FITTED: dict[str, str] = {
-    "vcpu_steal_ns": "with vcpu_steal_per_s it sets the share of time stolen; medians cannot tell the two "
-                     "apart, so only the rate is fitted",
+    "steal_pause": ("vcpu_steal_ns",),
 }
 #: objective weights per metric (see the module doc)
-WEIGHTS: dict[str, float] = {"time_s": 2.0, "batches": 1.0, **{c: 0.2 for c in TARGET_COUNTERS}}
+WEIGHTS: dict[str, float] = {"time_s": 2.0, "batches": 1.0, "oom_share": 1.0, **{c: 0.2 for c in TARGET_COUNTERS}}
 ERROR_CAP = 2.0
 INITIAL_STEP = 1.0  # log2 of the first factor tried: x2 and /2
 MIN_STEP = math.log2(1.05)
@@ -365,12 +365,9 @@ def _print_plan(fit: Fit) -> None:
     ungrouped = sorted(set(COSTS) - {k for g in fit.groups for k in GROUPS[g]})
     if ungrouped:
         print(f"not fitted (kept from {fit.base.name}): {', '.join(ungrouped)}")
-    for key in ungrouped:
-        if key in NOT_FITTED:
-            print(f"   {key}: {NOT_FITTED[key]}")
     for k in fit.keys:
         print(f"fitting: {k.describe()}")
-    print("objective: weighted mean |relative error| (" +
+    print("objective: weighted mean |relative error|, OOM share as a difference (" +
           ", ".join(f"{m} {w:g}" for m, w in WEIGHTS.items()) + f"; each capped at {ERROR_CAP:g})")
     sys.stdout.flush()
 
