@@ -97,6 +97,7 @@ class KfreeScaleTest:
         self.obj_ns = self.obj_ps // 1000
         self.slab_new_ps = prof.ps("slab_new_ns")
         self.slab_page_ps = prof.ps("slab_page_ns")
+        self.slab_fast_ps = self.slab_ps(self.cache.order)  # a slab of the cache's own order
         self.started = 0
         self.ended = 0
         self.gp_started = 0
@@ -187,7 +188,7 @@ class KfreeScaleTest:
                 # The slabs these objects need, by the allocator's fast path only.
                 new_slabs = self.cache.refill_fast(slab, n)
                 calls.plan(min(n, slab.free_objs), self.obj_ps + unit_ps, to_list,
-                           new_slabs * self.slab_ps(self.cache.order))
+                           new_slabs * self.slab_fast_ps)
                 yield calls
                 i += calls.done
                 self.objects_done += calls.done
