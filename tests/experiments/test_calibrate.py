@@ -56,6 +56,34 @@ def test_coordinate_descent_is_deterministic_and_respects_the_budget() -> None:
     assert len(calls) == 5
 
 
+def test_grid_covers_the_span_and_the_search_starts_from_its_best() -> None:
+    """A valley a local search from factor 1 cannot leave: f falls only where
+    both factors are far from 1 together; the grid finds it, the descent refines it."""
+    points = calibrate.grid_points(2, 5)
+    span = math.log2(calibrate.GRID_SPAN)
+    assert len(points) == 25 and points[0] == [-span, -span] and points[-1] == [span, span]
+    assert [0.0, 0.0] in points
+
+    def f(x):  # type: ignore[no-untyped-def]
+        if x[0] < -2.5 and x[1] > 1.5:
+            return 1.0 + (x[0] + 3.2) ** 2 + (x[1] - 2.4) ** 2
+        return 10.0 + 0.01 * (x[0] ** 2 + x[1] ** 2)
+
+    calls: list[tuple[float, ...]] = []
+
+    def counted(x):  # type: ignore[no-untyped-def]
+        calls.append(tuple(x))
+        return f(x)
+
+    local = calibrate.coordinate_descent(counted, 2, 60, lambda: len(calls))
+    assert f(local) >= 10.0, "the local search alone should stay in the plateau"
+    start = calibrate.grid_search(f, points)
+    assert start == [-4.0, 2.0]
+    calls.clear()
+    best = calibrate.coordinate_descent(counted, 2, 60, lambda: len(calls), start)
+    assert best == pytest.approx([-3.2, 2.4], abs=0.1)
+
+
 def test_select_configs_prefers_counters_and_completed_runs() -> None:
     data = realdata.load(TINY)
     keys = calibrate.select_configs(data, 0)
@@ -126,6 +154,8 @@ def test_a_fit_recovers_a_known_factor(tmp_path: Path, capsys: pytest.CaptureFix
     (["--out", "OUT", "--runs", "0"], "--runs must be at least 1"),
     (["--out", "OUT", "--max-evals", "0"], "--max-evals must be at least 1"),
     (["--out", "OUT", "--configs", "-1"], "--configs must be 0"),
+    (["--out", "OUT", "--grid", "1"], "--grid needs at least 2 points"),
+    (["--out", "OUT", "--grid", "3", "--max-evals", "8"], "is 2187 evaluations, more than --max-evals 8"),
 ])
 def test_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture, argv: list[str], message: str) -> None:
     argv = [str(tmp_path / "p.json") if a == "OUT" else a for a in argv]

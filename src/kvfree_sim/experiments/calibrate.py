@@ -1,7 +1,8 @@
 """kvfree-sim calibrate: fit a machine profile's costs to measured runs.
 
 ``kvfree-sim calibrate RUNS.csv --out PROFILE.json [--name NAME] [--profile START]
-[--groups per_object,slab,allocator,sched_irq,reclaim,steal,steal_pause] [--configs N] [--runs N] [--max-evals N]``
+[--groups per_object,slab,allocator,sched_irq,reclaim,steal,steal_pause] [--configs N] [--runs N] [--max-evals N]
+[--grid N]``
 
 What is fitted.  Only entries of :data:`~kvfree_sim.core.costs.COSTS` (CPU costs
 that depend on the machine), never the memory layout (:data:`LAYOUT`, from boot
@@ -41,7 +42,12 @@ Optimizer: deterministic coordinate descent (pattern search) on the logarithms
 of the group factors: from factor 1 for every group, try each group times and
 divided by ``2**step`` in a fixed order, move to the first improvement, halve
 the step when a sweep finds none; stop at ``--max-evals`` evaluations or when
-the step is below 5%.  Every evaluation simulates the same configurations with
+the step is below 5%.  The search is local: where two costs only matter
+together (a run runs out of memory when no-progress reclaim is fast *and* a
+vCPU pause is long), it never leaves the valley it starts in.  ``--grid N``
+first evaluates every combination of N factors per group, log-spaced from
+1/:data:`GRID_SPAN` to :data:`GRID_SPAN` (N**groups evaluations, counted in
+``--max-evals``), and starts the pattern search from the best of them.  Every evaluation simulates the same configurations with
 the same seeds, so the objective is a deterministic function of the factors and
 the fit is reproducible.
 
@@ -57,6 +63,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import itertools
 import math
 import os
 import sys
@@ -103,6 +110,7 @@ ERROR_CAP = 2.0
 INITIAL_STEP = 1.0  # log2 of the first factor tried: x2 and /2
 MIN_STEP = math.log2(1.05)
 MAX_FACTOR = 100.0
+GRID_SPAN = 16.0  # --grid covers factors 1/16 .. 16
 DEFAULT_CONFIGS = 4
 DEFAULT_RUNS = 2
 DEFAULT_MAX_EVALS = 40
@@ -203,10 +211,31 @@ class Fit:
         return ev
 
 
+def grid_points(dims: int, n: int) -> list[list[float]]:
+    """Every combination of ``n`` log2 factors per dimension, log-spaced over +-log2(GRID_SPAN),
+    in a fixed order (the first dimension varies slowest)."""
+    if n < 2:
+        raise ConfigError(f"--grid needs at least 2 points per group, not {n}")
+    span = math.log2(GRID_SPAN)
+    axis = [-span + 2 * span * i / (n - 1) for i in range(n)]
+    return [list(p) for p in itertools.product(axis, repeat=dims)]
+
+
+def grid_search(f: Callable[[Sequence[float]], float], points: list[list[float]]) -> list[float]:
+    """The point of ``points`` with the lowest ``f`` (the first of equals)."""
+    best, fbest = points[0], f(points[0])
+    for p in points[1:]:
+        fp = f(p)
+        if fp < fbest:
+            best, fbest = p, fp
+    return best
+
+
 def coordinate_descent(f: Callable[[Sequence[float]], float], dims: int, max_evals: int,
-                       evals: Callable[[], int]) -> list[float]:
-    """Pattern search on ``dims`` log2 factors from 0 (see the module doc); returns the best point."""
-    x = [0.0] * dims
+                       evals: Callable[[], int], start: Sequence[float] | None = None) -> list[float]:
+    """Pattern search on ``dims`` log2 factors from ``start`` (default 0; see the module doc);
+    returns the best point."""
+    x = list(start) if start is not None else [0.0] * dims
     fx = f(x)
     step = INITIAL_STEP
     bound = math.log2(MAX_FACTOR)
@@ -229,15 +258,23 @@ def coordinate_descent(f: Callable[[Sequence[float]], float], dims: int, max_eva
     return x
 
 
-def run_fit(fit: Fit, max_evals: int) -> Evaluation:
-    """Fit the group factors; the best evaluation."""
+def run_fit(fit: Fit, max_evals: int, grid: int = 0) -> Evaluation:
+    """Fit the group factors (from the best of a ``grid``, if given); the best evaluation."""
     if max_evals < 1:
         raise ConfigError(f"--max-evals must be at least 1, not {max_evals}")
     if not fit.groups:
         return fit.evaluate([])
-    best = coordinate_descent(lambda x: fit.evaluate(x).value, len(fit.groups), max_evals,
-                              lambda: len(fit.history))
-    return fit.evaluate(best)
+    f = lambda x: fit.evaluate(x).value  # noqa: E731
+    start = None
+    if grid:
+        points = grid_points(len(fit.groups), grid)
+        if len(points) > max_evals:
+            raise ConfigError(f"--grid {grid} over {len(fit.groups)} groups is {len(points)} evaluations, "
+                              f"more than --max-evals {max_evals}")
+        fit.evaluate([0.0] * len(fit.groups))  # the starting profile, for the record
+        start = grid_search(f, points)
+    best = coordinate_descent(f, len(fit.groups), max_evals, lambda: len(fit.history), start)
+    return min((fit.evaluate(best), *fit.history), key=lambda e: e.value)
 
 
 # -- the profile written -------------------------------------------------------------------
@@ -317,6 +354,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--runs", type=int, default=DEFAULT_RUNS, help=f"seeds per configuration (default {DEFAULT_RUNS})")
     p.add_argument("--max-evals", type=int, default=DEFAULT_MAX_EVALS,
                    help=f"objective evaluations at most (default {DEFAULT_MAX_EVALS})")
+    p.add_argument("--grid", type=int, default=0, metavar="N",
+                   help=f"first try N factors per group, from 1/{GRID_SPAN:g} to {GRID_SPAN:g} (N**groups "
+                        "evaluations), and search on from the best (default: no grid)")
     p.set_defaults(func=cmd_calibrate)
 
 
@@ -349,7 +389,7 @@ def cmd_calibrate(args: argparse.Namespace, executor: Executor | None = None) ->
     try:
         fit = make_fit(args, executor)
         _print_plan(fit)
-        best = run_fit(fit, args.max_evals)
+        best = run_fit(fit, args.max_evals, args.grid)
     finally:
         if own:
             executor.shutdown(cancel_futures=True)

@@ -503,10 +503,19 @@ class Cpu:
         self.burst_ev = None
         self._account()
         if curr.chunk is not None and curr.chunk.volatile:
-            curr.chunk = None  # re-plan when it runs again
+            self._drop_chunk(curr)  # re-plan when it runs again
         self.rq.append(curr)
         self.curr = None
         self._switch(curr)
+
+    @staticmethod
+    def _drop_chunk(curr: Task) -> None:
+        """Forget a volatile chunk; the part of its prefix not yet run (the task's
+        debt from before it, e.g. a kvfree_call_rcu() at a decision point) is still owed."""
+        chunk = curr.chunk
+        assert chunk is not None
+        curr.debt += chunk.prefix
+        curr.chunk = None
 
     def _leave(self, exited: bool) -> None:
         """curr sleeps or exits: it leaves the run queue."""
@@ -613,7 +622,7 @@ class Cpu:
             return
         Simulator.cancel(self.burst_ev)
         self.burst_ev = None
-        curr.chunk = None
+        self._drop_chunk(curr)
         Simulator.cancel(self.resume_ev)
         self.resume_ev = self.sim.at(self.sim.now, self._resume_after_sync, None, PRIO_LATE)
 
