@@ -40,6 +40,8 @@ TEST_LAYOUT: dict[str, float] = {
     "boot_used_kb_per_cpu": 0,
     "zone_dma": 0,
     "pageblock_order": 9,
+    "host_cpus": 0,
+    "host_slice_ns": 0,
 }
 TEST_MANAGED_PAGES = 124000
 

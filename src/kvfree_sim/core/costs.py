@@ -65,7 +65,8 @@ COSTS: dict[str, str] = {
 }
 
 #: The guest's memory layout and the kernel config facts it depends on, in KiB
-#: unless noted.  Not fitted by ``calibrate``: they come from boot logs and configs.
+#: unless noted, and the host it runs on.  Not fitted by ``calibrate``: they come
+#: from boot logs, configs and the host's own facts.
 LAYOUT: dict[str, str] = {
     "firmware_reserved_kb": "RAM the firmware keeps from the kernel (e820 holes below 1 MiB, BIOS areas)",
     "kernel_image_kb": "kernel code + rwdata + rodata + init + bss (the 'Memory:' boot line)",
@@ -76,6 +77,9 @@ LAYOUT: dict[str, str] = {
     "boot_used_kb_per_cpu": "the same, per CPU (kthread stacks and task_structs, per-CPU slab structures)",
     "zone_dma": "1 if the kernel has CONFIG_ZONE_DMA (the first 16 MiB are ZONE_DMA)",
     "pageblock_order": "pageblock order: HUGETLB_PAGE_ORDER (9) with CONFIG_HUGETLB_PAGE, else MAX_ORDER-1 (10)",
+    # the host around the guest
+    "host_cpus": "host cores the vCPU threads share; 0: each vCPU has a core of its own (count, not KiB)",
+    "host_slice_ns": "how long a vCPU thread runs before another takes its host core, in ns (kvfree_sim.kernel.host)",
 }
 
 

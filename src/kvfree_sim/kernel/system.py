@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Generator
 
 from ..core.costs import MachineProfile
-from ..core.rng import Rng, exponential_ns
-from ..core.sim import PRIO_HARDIRQ, Simulator
+from ..core.rng import Rng
+from ..core.sim import Simulator
+from .host import HostCores, start_vcpu_steal
 from .mm.page_alloc import PageAllocator
 from .mm.vmscan import Vmscan
 from .mm.oom import OomKiller
@@ -67,25 +68,14 @@ class Kernel:
         self.switch_hook: Callable[[Cpu, Task, int], None] | None = None
 
     def start(self) -> None:
-        """Start the kernel threads (rcu_preempt, kswapd) and the host's vCPU scheduling."""
+        """Start the kernel threads (rcu_preempt, kswapd) and the host's vCPU scheduling (:mod:`.host`)."""
         self.rcu.start()
         self.vmscan.start()
-        rate = self.profile.costs["vcpu_steal_per_s"]
-        mean = self.profile.costs["vcpu_steal_ns"]
-        if rate > 0 and mean > 0:
-            for cpu in self.cpus:
-                self._next_steal(cpu, rate, mean)
-
-    def _next_steal(self, cpu: Cpu, rate: float, mean: float) -> None:
-        """The host preempts each vCPU as a Poisson process with exponential pauses."""
-        rng = self.rng.stream(f"vcpu-steal/{cpu.id}")
-        start = max(self.sim.now, cpu.paused_until) + exponential_ns(rng, 1e9 / rate)
-
-        def pause(_: object) -> None:
-            cpu.steal(max(1, exponential_ns(rng, mean)))
-            self._next_steal(cpu, rate, mean)
-
-        self.sim.at(start, pause, None, PRIO_HARDIRQ)
+        start_vcpu_steal(self)
+        layout = self.profile.layout
+        cores, slice_ns = int(layout["host_cpus"]), int(layout["host_slice_ns"])
+        if HostCores.needed(len(self.cpus), cores, slice_ns):
+            HostCores(self, cores, slice_ns).start()
 
     # -- tasks -------------------------------------------------------------------
 

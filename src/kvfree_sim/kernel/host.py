@@ -1,0 +1,89 @@
+"""The host under a virtual machine: when a vCPU does not run.
+
+A guest's vCPUs are threads of the host.  Two things take a vCPU off its
+host core, and nothing runs on it meanwhile (not even its tick):
+
+* :func:`start_vcpu_steal`: the host's own work preempts each vCPU thread now
+  and then (profile costs ``vcpu_steal_per_s``, ``vcpu_steal_ns``);
+* :class:`HostCores`: more busy vCPUs than host cores (QEMU's ``-smp 4`` on a
+  2-core host, layout entries ``host_cpus`` and ``host_slice_ns``).  The host's
+  scheduler time-slices the vCPU threads: at each host tick the busy vCPUs
+  that waited longest get the cores, the others wait a slice.
+
+A paused vCPU holds up every grace period (it reports no quiescent state)
+while the vCPUs that run keep allocating.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..core.rng import exponential_ns
+from ..core.sim import PRIO_HARDIRQ
+
+if TYPE_CHECKING:
+    from .sched import Cpu
+    from .system import Kernel
+
+
+def start_vcpu_steal(kernel: "Kernel") -> None:
+    """The host preempts each vCPU as a Poisson process with exponential pauses."""
+    rate = kernel.profile.costs["vcpu_steal_per_s"]
+    mean = kernel.profile.costs["vcpu_steal_ns"]
+    if rate > 0 and mean > 0:
+        for cpu in kernel.cpus:
+            _next_steal(kernel, cpu, rate, mean)
+
+
+def _next_steal(kernel: "Kernel", cpu: "Cpu", rate: float, mean: float) -> None:
+    rng = kernel.rng.stream(f"vcpu-steal/{cpu.id}")
+    start = max(kernel.sim.now, cpu.paused_until) + exponential_ns(rng, 1e9 / rate)
+
+    def pause(_: object) -> None:
+        cpu.steal(max(1, exponential_ns(rng, mean)))
+        _next_steal(kernel, cpu, rate, mean)
+
+    kernel.sim.at(start, pause, None, PRIO_HARDIRQ)
+
+
+class HostCores:
+    """``host_cpus`` host cores shared by more vCPU threads, one slice at a time.
+
+    The host's fair scheduler (EEVDF since Linux 6.6, kernel/sched/fair.c)
+    gives each runnable thread a slice of ``sysctl_sched_base_slice`` and
+    checks it at the host's tick (``HRTICK`` is off by default), so with more
+    runnable threads than cores they take turns a host tick at a time
+    (``host_slice_ns``).  A vCPU whose guest is idle halts, which puts its
+    thread to sleep: only busy vCPUs take turns.
+
+    Left out: a vCPU that wakes from idle in the middle of a slice runs at
+    once, even when every core is taken (it waits for the next host tick in
+    the real host only if no core is free).
+    """
+
+    def __init__(self, kernel: "Kernel", cores: int, slice_ns: int) -> None:
+        self.kernel = kernel
+        self.cores = cores
+        self.slice_ns = slice_ns
+        self.order: list[Cpu] = list(kernel.cpus)  # longest waiting first
+
+    @staticmethod
+    def needed(ncpus: int, cores: int, slice_ns: int) -> bool:
+        """Only a host with fewer cores than vCPUs (and a known slice) makes vCPUs wait."""
+        return 0 < cores < ncpus and slice_ns > 0
+
+    def start(self) -> None:
+        self.kernel.sim.at(self.kernel.sim.now, self._host_tick, None, PRIO_HARDIRQ)
+
+    def _host_tick(self, _: object) -> None:
+        """Give the cores to the busy vCPUs that waited longest; the other busy ones wait a slice."""
+        now = self.kernel.sim.now
+        end = now + self.slice_ns
+        busy = [c for c in self.order if not c.is_idle]
+        running = busy[:self.cores]
+        for cpu in busy[self.cores:]:
+            wait = end - max(cpu.paused_until, now)
+            if wait > 0:
+                cpu.steal(wait)
+        self.order = [c for c in self.order if c not in running] + running
+        self.kernel.sim.at(end, self._host_tick, None, PRIO_HARDIRQ)

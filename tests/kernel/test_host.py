@@ -1,0 +1,59 @@
+"""The host under the guest (src/kvfree_sim/kernel/host.py): vCPU steal and shared host cores."""
+
+from __future__ import annotations
+
+import pytest
+
+from kvfree_sim.kernel.host import HostCores
+
+from ktest import MSEC, SEC, hog, sleep_forever, spawn
+
+HOST = {"host_cpus": 2, "host_slice_ns": 4 * MSEC}
+
+
+def test_busy_vcpus_take_turns_on_fewer_host_cores(make_kernel) -> None:
+    """4 busy vCPUs on 2 host cores: each runs half the time, a slice at a time,
+    and no more than 2 run at once."""
+    kernel = make_kernel(ncpus=4, layout=HOST)
+    tasks = [spawn(kernel, f"hog{i}", hog, cpu=i) for i in range(4)]
+    kernel.sim.run(until=SEC)
+    for cpu, t in zip(kernel.cpus, tasks):
+        assert cpu.steal_ns == pytest.approx(SEC / 2, abs=8 * MSEC)
+        assert t.sum_exec == pytest.approx(SEC / 2, abs=14 * MSEC)
+    assert sum(t.sum_exec for t in tasks) <= 2 * SEC
+
+
+def test_idle_vcpus_leave_the_cores_to_the_busy_ones(make_kernel) -> None:
+    """A halted vCPU's thread sleeps on the host: 2 busy vCPUs of 4 do not wait,
+    once the third has gone to sleep.  At the first host tick it still has a task
+    to run, so it waits a slice, then takes its turn from a hog: two slices lost."""
+    kernel = make_kernel(ncpus=4, layout=HOST)
+    tasks = [spawn(kernel, f"hog{i}", hog, cpu=i) for i in range(2)]
+    spawn(kernel, "sleeper", sleep_forever, cpu=3)
+    kernel.sim.run(until=SEC)
+    assert sum(c.steal_ns for c in kernel.cpus) == 2 * HOST["host_slice_ns"]
+    assert sum(t.sum_exec for t in tasks) >= 2 * SEC - HOST["host_slice_ns"] - 20 * MSEC
+
+
+@pytest.mark.parametrize(("ncpus", "cores", "slice_ns", "needed"), [
+    (4, 2, 4 * MSEC, True), (2, 2, 4 * MSEC, False), (4, 0, 4 * MSEC, False), (4, 2, 0, False)])
+def test_only_an_overcommitted_host_is_modelled(ncpus: int, cores: int, slice_ns: int, needed: bool) -> None:
+    """host_cpus 0 means a core per vCPU: no events, results as before."""
+    assert HostCores.needed(ncpus, cores, slice_ns) is needed
+
+
+def test_host_steal_is_seeded_and_pauses_the_vcpu(make_kernel) -> None:
+    """Poisson pauses (vcpu_steal_per_s x vcpu_steal_ns): what a vCPU loses is what
+    it is charged, and the same seed gives the same pauses."""
+    costs = {"vcpu_steal_per_s": 100.0, "vcpu_steal_ns": 1 * MSEC}
+
+    def stolen(seed: int) -> tuple[int, int]:
+        kernel = make_kernel(ncpus=1, costs=costs, seed=seed)
+        t = spawn(kernel, "hog", hog, cpu=0)
+        kernel.sim.run(until=SEC)
+        return kernel.cpus[0].steal_ns, t.sum_exec
+
+    steal, ran = stolen(1)
+    assert stolen(1) == (steal, ran) and stolen(2) != (steal, ran)
+    assert 50 * MSEC < steal < 200 * MSEC  # about 100 pauses of about 1 ms
+    assert SEC - steal - 10 * MSEC <= ran <= SEC - steal  # hog's CPU time is counted per 10 ms burst
