@@ -4,12 +4,9 @@ Modelled on SimPy's core (``simpy/core.py``): events are ordered by
 ``(time, priority, sequence)``; the sequence number makes the order total, so
 two runs with the same inputs pop events in the same order on any machine.
 It is a plain callback core (no generators, no event objects with their own
-callbacks lists): an event is a small list ``[time, fn, arg]``, and cancelling
-one just clears its function.  The heap holds one integer per event, its
-order packed as ``(time * 4 + prio) << SEQ_BITS | seq``, with the event in a
-dict under ``seq``: ``heapq`` then compares plain ints, not lists field by
-field.  That keeps the hot loop to a handful of bytecodes and simple enough to
-compile with mypyc.
+callbacks lists): an event is a small list ``[time, prio, seq, fn, arg]`` that
+``heapq`` orders, and cancelling one just clears its function.  That keeps the
+hot loop to a handful of bytecodes and simple enough to compile with mypyc.
 
 The core knows nothing of the kernel.
 """
@@ -27,10 +24,7 @@ PRIO_NORMAL: Final = 2
 PRIO_LATE: Final = 3
 
 Callback = Callable[[Any], None]
-Event = list  # [time, fn | None, arg]
-
-SEQ_BITS: Final = 40  # 1.1e12 events per run before the sequence would spill into prio
-SEQ_MASK: Final = (1 << SEQ_BITS) - 1
+Event = list  # [time, prio, seq, fn | None, arg]
 
 
 class StopSimulation(Exception):
@@ -40,12 +34,11 @@ class StopSimulation(Exception):
 class Simulator:
     """A deterministic discrete-event loop with an integer ns clock."""
 
-    __slots__ = ("now", "_heap", "_pending", "_seq", "events", "_stop")
+    __slots__ = ("now", "_heap", "_seq", "events", "_stop")
 
     def __init__(self) -> None:
         self.now: int = 0
-        self._heap: list[int] = []  # packed (time, prio, seq) keys
-        self._pending: dict[int, Event] = {}  # seq -> event, until it is popped
+        self._heap: list[Event] = []
         self._seq: int = 0
         self.events: int = 0  # events executed so far
         self._stop: bool = False
@@ -55,10 +48,8 @@ class Simulator:
         if time < self.now:
             raise ValueError(f"event scheduled in the past: {time} < {self.now}")
         self._seq += 1
-        seq = self._seq
-        ev: Event = [time, fn, arg]
-        self._pending[seq] = ev
-        heapq.heappush(self._heap, ((time << 2 | prio) << SEQ_BITS) | seq)
+        ev: Event = [time, prio, self._seq, fn, arg]
+        heapq.heappush(self._heap, ev)
         return ev
 
     def after(self, delay: int, fn: Callback, arg: Any = None, prio: int = PRIO_NORMAL) -> Event:
@@ -69,11 +60,11 @@ class Simulator:
     def cancel(ev: Event | None) -> None:
         """Forget a scheduled event; cancelling twice or after it ran is harmless."""
         if ev is not None:
-            ev[1] = None
+            ev[3] = None
 
     @staticmethod
     def pending(ev: Event | None) -> bool:
-        return ev is not None and ev[1] is not None
+        return ev is not None and ev[3] is not None
 
     def stop(self) -> None:
         """End :meth:`run` after the current event."""
@@ -82,10 +73,9 @@ class Simulator:
     def peek(self) -> int | None:
         """Time of the next live event, or None."""
         heap = self._heap
-        pending = self._pending
-        while heap and pending[heap[0] & SEQ_MASK][1] is None:
-            del pending[heapq.heappop(heap) & SEQ_MASK]
-        return pending[heap[0] & SEQ_MASK][0] if heap else None
+        while heap and heap[0][3] is None:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
     def run(self, until: int) -> None:
         """Execute events in order until the next one lies beyond ``until``,
@@ -93,23 +83,22 @@ class Simulator:
         leaves it at the event that stopped).
         """
         heap = self._heap
-        pending = self._pending
         pop = heapq.heappop
-        limit = ((until + 1) << 2) << SEQ_BITS  # the first key past ``until``
         n = 0
         self._stop = False
         try:
             while heap:
-                if heap[0] >= limit:
+                ev = heap[0]
+                if ev[0] > until:
                     break
-                ev = pending.pop(pop(heap) & SEQ_MASK)
-                fn = ev[1]
+                pop(heap)
+                fn = ev[3]
                 if fn is None:
                     continue
                 self.now = ev[0]
-                ev[1] = None
+                ev[3] = None
                 n += 1
-                fn(ev[2])
+                fn(ev[4])
                 if self._stop:
                     break
             if not self._stop and self.now < until:
