@@ -290,7 +290,8 @@ def fitted_profile(fit: Fit, best: Evaluation, name: str, date: str) -> MachineP
     prof = scaled_profile(fit.base, best.factors, name)
     for group, factor in best.factors.items():
         for key in GROUPS[group]:
-            prof.sources[key] = (f"{group} x{factor:.4g} of '{fit.base.name}' ({fit.base.costs[key]:g} ns); "
+            unit = "/s" if key.endswith("_per_s") else "ns"
+            prof.sources[key] = (f"{group} x{factor:.4g} of '{fit.base.name}' ({fit.base.costs[key]:g} {unit}); "
                                  f"{where}")
     note = f"; costs fitted to {fit.data.path}"
     prof.description = fit.base.description if fit.base.description.endswith(note) else fit.base.description + note
