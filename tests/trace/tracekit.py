@@ -13,8 +13,9 @@ from kvfree_sim.machine import Machine, RunResult
 from kvfree_sim.trace.ftrace import FtraceTracer, parse_events, parse_window
 
 #: 2 CPUs, 48 MB: the shrinker runs (kswapd and the refill workers' direct reclaim), the
-#: page cache is drained and refilled, the test completes in ~20 ms of simulated time.
-TINY_BOOTARGS = ("rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=2 rcuscale.kfree_loops=4 "
+#: page cache is drained and refilled, two grace periods end, and the run ends in an OOM
+#: panic 18 ms in (with 4 loops it completes before the first grace period ends).
+TINY_BOOTARGS = ("rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=2 rcuscale.kfree_loops=8 "
                  "rcuscale.kfree_alloc_num=2000 rcuscale.kfree_mult=64")
 TINY: dict[str, Any] = dict(cpus=2, memory="48M", bootargs=TINY_BOOTARGS, profile="qemu-tcg-6.1")
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from kvfree_sim.kernel.mm.gfp import (
-    GFP_ATOMIC, GFP_KERNEL, GFP_NOWAIT, __GFP_HIGH, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN,
-    __GFP_RETRY_MAYFAIL,
+    GFP_ATOMIC, GFP_KERNEL, GFP_NOWAIT, __GFP_HIGH, __GFP_KSWAPD_RECLAIM, __GFP_NOMEMALLOC, __GFP_NORETRY,
+    __GFP_NOWARN, __GFP_RETRY_MAYFAIL,
 )
 from kvfree_sim.kernel.mm.page_alloc import (
     WMARK_HIGH, WMARK_LOW, WMARK_MIN, ZONE_DMA, ZONE_DMA32, ZONE_NORMAL,
@@ -282,11 +282,27 @@ def test_gfp_kernel_reclaim_retries_then_oom(booted, mm_version: str, free: int)
 
 
 def steal_pageblock(kernel, gfp: int = GFP_KERNEL) -> None:
-    """Allocate just enough to need one more pageblock for unmovable pages."""
+    """Unmovable use grows past the pageblocks claimed so far while less than a
+    pageblock is free: __rmqueue_fallback() finds no whole free pageblock and steals
+    part of one (PageAllocator._steal_pageblocks(), called by the accounting of an
+    allocation; below the watermarks only an atomic or reserve request gets there)."""
     mm = kernel.mm
+    if mm.nr_free_pages() >= mm.pageblock_pages:
+        set_free(kernel, mm.pageblock_pages - 16)
+    mm._steal_pageblocks(mm.unmovable_blocks * mm.pageblock_pages + 1, gfp & __GFP_KSWAPD_RECLAIM)
+
+
+def test_taking_a_whole_free_pageblock_does_not_boost(booted) -> None:
+    """steal_suitable_fallback() (v5.11, v6.1): "Take ownership for orders >=
+    pageblock_order" comes before boost_watermark(): with a whole free pageblock to
+    take over (here, while a pageblock's worth of pages is free), no boost, no kswapd."""
+    mm = booted.mm
     used = mm.managed_pages - mm.nr_free_pages()
     need = mm.unmovable_blocks * mm.pageblock_pages - used + 1
-    assert mm.alloc_fast(need, 0, gfp, "test") == need
+    blocks = mm.unmovable_blocks
+    assert mm.alloc_fast(need, 0, GFP_KERNEL, "test") == need
+    assert mm.unmovable_blocks == blocks + 1
+    assert mm.zones[0].watermark_boost == 0 and mm.stats["kswapd_wakeups"] == 0
 
 
 def test_pageblock_steal_boosts_the_watermarks(booted) -> None:

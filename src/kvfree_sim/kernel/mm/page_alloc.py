@@ -13,8 +13,9 @@ Modelled after v5.11 (v6.1 differs nowhere this model looks):
   split over zones by managed pages; ``low = min + max(min/4,
   managed*watermark_scale_factor/10000)``, ``high = min + 2*that``;
   ``lowmem_reserve`` from ``sysctl_lowmem_reserve_ratio``; ``watermark_boost``
-  raised by a pageblock when an unmovable allocation steals a pageblock
-  (``boost_watermark()``, ``watermark_boost_factor`` 15000) and dropped by
+  raised by a pageblock when an unmovable allocation steals part of a
+  pageblock, no whole free one being left (``steal_suitable_fallback()`` ->
+  ``boost_watermark()``, ``watermark_boost_factor`` 15000), and dropped by
   kswapd.
 * **Fast path**: ``get_page_from_freelist()`` at the low watermark
   (``zone_watermark_fast()``/``__zone_watermark_ok()``).
@@ -311,12 +312,22 @@ class PageAllocator:
             self._steal_pageblocks(used, alloc_flags)
 
     def _steal_pageblocks(self, used: int, alloc_flags: int) -> None:
-        """steal_suitable_fallback() -> boost_watermark(); with ALLOC_KSWAPD the
-        same allocation's rmqueue() wakes kswapd (ZONE_BOOSTED_WATERMARK)."""
+        """__rmqueue_fallback() -> steal_suitable_fallback() -> boost_watermark(); with
+        ALLOC_KSWAPD the same allocation's rmqueue() wakes kswapd (ZONE_BOOSTED_WATERMARK).
+
+        The fallback takes the largest free block of the other migratetype, and a
+        block of pageblock_order or more is simply taken over ("Take ownership for
+        orders >= pageblock_order", before the boost, v5.0-v6.9): only a steal from
+        a partly used pageblock boosts.  Free memory is taken to be unfragmented, as
+        everywhere in this model, so a whole free pageblock exists while a
+        pageblock's worth of pages is free.
+        """
         z = self.zones[-1]
         boosted = False
         while used > self.unmovable_blocks * self.pageblock_pages:
             self.unmovable_blocks += 1
+            if z.free >= self.pageblock_pages:
+                continue  # change_pageblock_range() of a whole free block: no boost
             if self.pageblock_pages * 4 > z.managed:
                 continue  # "unlikely to produce results" on so small a zone
             max_boost = max(self.pageblock_pages, z.watermark[WMARK_HIGH] * WATERMARK_BOOST_FACTOR // 10000)
