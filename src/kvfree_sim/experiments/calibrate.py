@@ -55,7 +55,8 @@ Configurations.  A simulation of the QEMU data's configurations takes seconds,
 so by default only ``--configs 4`` of them are fitted: configurations whose
 measured runs mostly completed (OOM share below one half), those with counters
 first, then by the number of completed runs, then by memory size (largest
-first); ``--configs 0`` fits all.  ``--runs`` seeds each (default 2).
+first); ``--configs 0`` fits all of those and also the ones whose runs mostly
+ran out of memory, which add their OOM share to the objective.  ``--runs`` seeds each (default 2).
 """
 
 from __future__ import annotations
@@ -145,12 +146,14 @@ def objective(comparisons: Sequence[Comparison]) -> float:
 
 
 def select_configs(data: RealData, count: int) -> list[ConfigKey]:
-    """The configurations to fit (rule in the module doc); ``count`` 0 = all."""
+    """The configurations to fit (rule in the module doc); ``count`` 0 = all, including
+    those whose runs mostly ran out of memory, which count through their OOM share."""
     ranked = []
     for key, runs in data.configurations().items():
         usable = [r for r in runs if r.usable]
         done = [r for r in usable if r.completed]
-        if not done or len(done) * 2 <= len(usable):
+        mostly_done = bool(done) and len(done) * 2 > len(usable)
+        if not mostly_done and not (count == 0 and any(r.oom for r in usable)):
             continue
         has_counters = any(r.counters for r in done)
         ranked.append(((not has_counters, -len(done), -key.mem_mb), key))
