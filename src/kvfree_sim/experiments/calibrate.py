@@ -63,8 +63,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import itertools
+import json
 import math
 import os
 import sys
@@ -224,16 +224,6 @@ def grid_points(dims: int, n: int) -> list[list[float]]:
     return [list(p) for p in itertools.product(axis, repeat=dims)]
 
 
-def grid_search(f: Callable[[Sequence[float]], float], points: list[list[float]]) -> list[float]:
-    """The point of ``points`` with the lowest ``f`` (the first of equals)."""
-    best, fbest = points[0], f(points[0])
-    for p in points[1:]:
-        fp = f(p)
-        if fp < fbest:
-            best, fbest = p, fp
-    return best
-
-
 def coordinate_descent(f: Callable[[Sequence[float]], float], dims: int, max_evals: int,
                        evals: Callable[[], int], start: Sequence[float] | None = None) -> list[float]:
     """Pattern search on ``dims`` log2 factors from ``start`` (default 0; see the module doc);
@@ -275,7 +265,7 @@ def run_fit(fit: Fit, max_evals: int, grid: int = 0) -> Evaluation:
             raise ConfigError(f"--grid {grid} over {len(fit.groups)} groups is {len(points)} evaluations, "
                               f"more than --max-evals {max_evals}")
         fit.evaluate([0.0] * len(fit.groups))  # the starting profile, for the record
-        start = grid_search(f, points)
+        start = min(points, key=f)  # the first of equals
     best = coordinate_descent(f, len(fit.groups), max_evals, lambda: len(fit.history), start)
     return min((fit.evaluate(best), *fit.history), key=lambda e: e.value)
 

@@ -26,6 +26,15 @@ if TYPE_CHECKING:
     from .system import Kernel
 
 
+def start_host(kernel: "Kernel") -> None:
+    """What the profile says the host does: steal, and shared cores if there are fewer."""
+    start_vcpu_steal(kernel)
+    layout = kernel.profile.layout
+    cores, slice_ns = int(layout["host_cpus"]), int(layout["host_slice_ns"])
+    if HostCores.needed(len(kernel.cpus), cores, slice_ns):
+        HostCores(kernel, cores, slice_ns).start()
+
+
 def start_vcpu_steal(kernel: "Kernel") -> None:
     """The host preempts each vCPU as a Poisson process with exponential pauses."""
     rate = kernel.profile.costs["vcpu_steal_per_s"]

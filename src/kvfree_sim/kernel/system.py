@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator
 from ..core.costs import MachineProfile
 from ..core.rng import Rng
 from ..core.sim import Simulator
-from .host import HostCores, start_vcpu_steal
+from .host import start_host
 from .mm.page_alloc import PageAllocator
 from .mm.vmscan import Vmscan
 from .mm.oom import OomKiller
@@ -71,11 +71,7 @@ class Kernel:
         """Start the kernel threads (rcu_preempt, kswapd) and the host's vCPU scheduling (:mod:`.host`)."""
         self.rcu.start()
         self.vmscan.start()
-        start_vcpu_steal(self)
-        layout = self.profile.layout
-        cores, slice_ns = int(layout["host_cpus"]), int(layout["host_slice_ns"])
-        if HostCores.needed(len(self.cpus), cores, slice_ns):
-            HostCores(self, cores, slice_ns).start()
+        start_host(self)
 
     # -- tasks -------------------------------------------------------------------
 
