@@ -13,6 +13,7 @@ import pytest
 from kvfree_sim import build
 from kvfree_sim.core.costs import COSTS, LAYOUT, MachineProfile
 from kvfree_sim.kernel.mm.page_alloc import PageAllocator
+from kvfree_sim.kernel.mm.vmscan import SHRINK_STOP, ShrinkControl
 from kvfree_sim.kernel.sched import SLEEP, Task, wake_task
 
 #: the model is the mypyc-compiled build (``make mypyc``), whose classes cannot be monkeypatched
@@ -167,3 +168,20 @@ class RecordingTracer:
 
 def _noop(*args: Any) -> None:
     pass
+
+
+class FakeShrinker:
+    """count_objects() reports ``freeable``; scan_objects() records nr_to_scan and
+    returns it as freed (or SHRINK_STOP while ``stop`` is set)."""
+
+    def __init__(self, freeable: int) -> None:
+        self.freeable = freeable
+        self.stop = False
+        self.scans: list[int] = []
+
+    def count(self, sc: ShrinkControl) -> int:
+        return self.freeable
+
+    def scan(self, sc: ShrinkControl) -> int:
+        self.scans.append(sc.nr_to_scan)
+        return SHRINK_STOP if self.stop else sc.nr_to_scan

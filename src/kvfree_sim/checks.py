@@ -16,8 +16,8 @@
    more objects than it holds, and at the end objects queued equal objects
    freed plus objects still queued.
 3. **Page conservation.**  The pages the page allocator says each owner holds
-   equal what that owner's own structures hold, and free plus held equals the
-   managed total.
+   equal what that owner's own structures hold, and free (buddy lists and
+   per-CPU lists) plus held equals the managed total.
 """
 
 from __future__ import annotations
@@ -115,8 +115,10 @@ class Invariants:
                 raise InvariantViolation(
                     "pages not conserved",
                     f"the page allocator has {n} pages owned by {owner}, but {owner} holds {expect}")
-        total = mm.nr_free_pages() + sum(held.values())
+        pcp = mm.nr_pcp_pages()
+        total = mm.nr_free_pages() + pcp + sum(held.values())
         if total != mm.managed_pages:
             raise InvariantViolation(
                 "pages not conserved",
-                f"free {mm.nr_free_pages()} + held {sum(held.values())} = {total} != managed {mm.managed_pages}")
+                f"free {mm.nr_free_pages()} + per-CPU lists {pcp} + held {sum(held.values())} = {total} "
+                f"!= managed {mm.managed_pages}")

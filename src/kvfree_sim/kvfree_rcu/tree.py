@@ -230,7 +230,7 @@ class KvfreeRcu:
     def free_pages(self, n: int, ctx: Cpu) -> None:
         """``n`` free_page() calls from CPU ``ctx``."""
         self.c["pages_free"] += n
-        self.mm.free_pages(n, 0, OWNER)
+        self.mm.free_pages(n, 0, OWNER, ctx.id)
         if self.kernel.tracer is not None:
             self.kernel.tracer.mm_page_free(ctx, n)
 
@@ -285,7 +285,7 @@ class KvfreeRcu:
                 runs.append((chain.pages - 1, self.work_page_ps + KVFREE_BULK_MAX_ENTR * per_obj, freer))
         for run in head or ():
             self.inflight_objects += run.n
-            runs.append((run.n, self.kfree_ps + self.discard_share_ps(run.origin), self._list_freer(run)))
+            runs.append((run.n, self.kfree_ps + self.discard_share_ps(run.origin), self._list_freer(run, cpu)))
         if runs:
             seg = Segments(runs)
             while not seg.finished:
@@ -315,7 +315,7 @@ class KvfreeRcu:
                 tracer.rcu_invoke_kfree_bulk_callback(cpu, objects, k)
             self.checks.free_objects(chain, objects, "bulk page")
             if chain.origin is not None:
-                chain.origin.free(objects)
+                chain.origin.free(objects, cpu.id)
             self.c["objects_freed"] += objects
             self.inflight_objects -= objects
             self.inflight_pages -= k
@@ -328,11 +328,11 @@ class KvfreeRcu:
                 self.free_pages(k - recycled, cpu)
         return commit
 
-    def _list_freer(self, run: ObjRun) -> Callable[[int], None]:
+    def _list_freer(self, run: ObjRun, cpu: Cpu) -> Callable[[int], None]:
         def commit(k: int) -> None:
             # kvfree(ptr) for k more objects of this run
             self.checks.free_objects(run, k, "run of rcu_head-list objects")
-            run.origin.free(k)
+            run.origin.free(k, cpu.id)
             self.c["objects_freed"] += k
             self.inflight_objects -= k
         return commit
@@ -457,7 +457,7 @@ class KvfreeRcu:
         self.c["fill_runs"] += 1
         nr_pages = self.fill_nr_pages(krcp)
         want = max(0, min(nr_pages, self.rcu_min_cached_objs - krcp.nr_bkv_objs + 1))
-        fast = self.mm.alloc_fast(want, 0, self.fill_gfp, OWNER) if want else 0
+        fast = self.mm.alloc_fast(want, 0, self.fill_gfp, OWNER, cpu.id) if want else 0
         if fast:
             self.got_pages(worker, self.fill_gfp, fast)
             worker.debt += fast * self.page_alloc_ns
@@ -575,7 +575,7 @@ class KvfreeRcu:
             self.c["inline_kvfree"] += 1
             yield from self.rcu.synchronize_rcu(task)
             self.checks.free_inline(snap)
-            origin.free(1)
+            origin.free(1, task.cpu.id if task.cpu is not None else None)
             self.c["objects_freed"] += 1
         return path
 

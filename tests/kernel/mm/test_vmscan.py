@@ -8,24 +8,9 @@ import pytest
 from kvfree_sim.kernel.mm.gfp import GFP_KERNEL, GFP_NOWAIT, __GFP_NORETRY
 from kvfree_sim.kernel.mm.vmscan import SHRINK_EMPTY, SHRINK_STOP, ShrinkControl, Shrinker
 
-from ktest import MSEC, SEC, RecordingTracer, claim_all_pageblocks, drive, set_free, sleep_forever, spawn
-
-
-class FakeShrinker:
-    """count_objects() reports ``freeable``; scan_objects() records nr_to_scan and
-    returns it as freed (or SHRINK_STOP while ``stop`` is set)."""
-
-    def __init__(self, freeable: int) -> None:
-        self.freeable = freeable
-        self.stop = False
-        self.scans: list[int] = []
-
-    def count(self, sc: ShrinkControl) -> int:
-        return self.freeable
-
-    def scan(self, sc: ShrinkControl) -> int:
-        self.scans.append(sc.nr_to_scan)
-        return SHRINK_STOP if self.stop else sc.nr_to_scan
+from ktest import (
+    MSEC, SEC, FakeShrinker, RecordingTracer, claim_all_pageblocks, drive, set_free, sleep_forever, spawn,
+)
 
 
 @pytest.fixture
@@ -229,7 +214,7 @@ def test_slab_pages_a_shrinker_frees_count_as_reclaim_progress(make_kernel) -> N
     def scan(sc: ShrinkControl) -> int:
         fake.scans.append(sc.nr_to_scan)
         n = min(5 * 16, cache.inuse)
-        objs.free(n)
+        objs.free(n, None)
         return n
 
     kernel.register_shrinker("slab-freeing", fake.count, scan)

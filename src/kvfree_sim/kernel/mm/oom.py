@@ -85,14 +85,18 @@ class OomKiller:
                  "Mem-Info:"]
         slab_pages = sum(c.pages for c in mm.caches.values())
         lines.append(f" slab_reclaimable:0 slab_unreclaimable:{slab_pages}")
-        lines.append(f" free:{mm.nr_free_pages()} free_pcp:0 free_cma:0")
+        lines.append(f" free:{mm.nr_free_pages()} free_pcp:{mm.nr_pcp_pages()} free_cma:0")
+        cpu = task.cpu.id if task.cpu is not None else 0
         for z in mm.zones:
+            pcp = mm.zone_pcp(z)
+            local = pcp.lists[cpu].count
             lines.append(
                 f"Node 0 {z.name} free:{z.free * 4}kB boost:{z.watermark_boost * 4}kB "
                 f"min:{z.wmark(0) * 4}kB low:{z.wmark(1) * 4}kB high:{z.wmark(2) * 4}kB "
                 f"reserved_highatomic:0KB active_anon:0kB inactive_anon:0kB active_file:0kB "
                 f"inactive_file:0kB unevictable:0kB writepending:0kB present:{z.present * 4}kB "
-                f"managed:{z.managed * 4}kB mlocked:0kB bounce:0kB free_pcp:0kB local_pcp:0kB free_cma:0kB")
+                f"managed:{z.managed * 4}kB mlocked:0kB bounce:0kB free_pcp:{pcp.pages * 4}kB "
+                f"local_pcp:{local * 4}kB free_cma:0kB")
         lines.append("Tasks state (memory values in pages):")
         lines.append("[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name")
         for t in self.kernel.tasks:

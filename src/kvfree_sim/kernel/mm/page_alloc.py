@@ -27,15 +27,21 @@ Modelled after v5.11 (v6.1 differs nowhere this model looks):
   jiffy between rounds, anyone else only ``cond_resched()``\\s), then
   ``__alloc_pages_may_oom()``.
 
+* **Per-CPU page lists** (:mod:`.pcp`): allocations of a CPU's context take
+  pages from its list, frees go to it; the watermarks see only the buddy
+  count, and direct reclaim that made progress but still finds no page drains
+  every list once (``__alloc_pages_direct_reclaim()``).
+
 Not modelled: page fragmentation (a high-order request succeeds whenever the
-count of free pages passes the watermark, so compaction never runs), per-CPU
-page lists, highatomic reserves, CMA, NUMA (one node), cpusets.
+count of free pages passes the watermark, so compaction never runs),
+highatomic reserves, CMA, NUMA (one node), cpusets.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, Generator
 
+from .pcp import PcpVersion, ZonePcp, pageset_high_and_batch
 from .gfp import (
     GFP_ATOMIC_FLAG, GFP_DIRECT_RECLAIM, GFP_HIGH, GFP_KSWAPD_RECLAIM, GFP_MEMALLOC,
     GFP_NOFAIL, GFP_NOMEMALLOC, GFP_NORETRY, GFP_NOWARN, GFP_RETRY_MAYFAIL, gfp_string,
@@ -85,14 +91,15 @@ class Zone:
     """``struct zone``."""
 
     __slots__ = ("idx", "name", "present", "managed", "free", "watermark", "watermark_boost",
-                 "lowmem_reserve")
+                 "lowmem_reserve", "pcp")
 
     def __init__(self, idx: int, present: int, managed: int) -> None:
         self.idx = idx
         self.name = ZONE_NAMES[idx]
         self.present = present
         self.managed = managed
-        self.free = managed
+        self.free = managed  # NR_FREE_PAGES: the buddy lists, not the per-CPU lists
+        self.pcp: ZonePcp | None = None  # set up with the watermarks
         self.watermark = [0, 0, 0]  # _watermark[WMARK_MIN..HIGH]
         self.watermark_boost = 0
         self.lowmem_reserve = [0, 0, 0]
@@ -171,13 +178,15 @@ class PageAllocator:
         self.owners: dict[str, int] = {}
         self.caches: dict[int, KmemCache] = {}
         self._setup_watermarks(layout)
+        self.pcp_version = PcpVersion(mm_version)
+        self._setup_pagesets(ncpus)
         self.base_pages = 0
         self._charge_base(layout, ncpus)
         # pageblocks unmovable allocations have claimed (boost_watermark())
         used = self.managed_pages - self.nr_free_pages()
         self.unmovable_blocks = -(-used // self.pageblock_pages)
         self.stats = {"allocstall": 0, "oom": 0, "alloc_fail": 0, "pgsteal_boost": 0,
-                      "direct_reclaim_ns": 0, "kswapd_wakeups": 0}
+                      "direct_reclaim_ns": 0, "kswapd_wakeups": 0, "pcp_drains": 0}
         #: the lowest free page count seen after an allocation (how close the run came to the watermarks)
         self.free_pages_min = self.nr_free_pages()
 
@@ -242,6 +251,12 @@ class PageAllocator:
             total += min(m, z.managed)
         self.totalreserve_pages = total
 
+    def _setup_pagesets(self, ncpus: int) -> None:
+        """setup_zone_pageset() at boot, then zone_pcp_update() as each CPU comes online."""
+        for z in self.zones:
+            high, batch = pageset_high_and_batch(z.managed, z.watermark[WMARK_LOW], ncpus, self.pcp_version)
+            z.pcp = ZonePcp(high, batch, ncpus, self.pcp_version)
+
     def _charge_base(self, layout: dict[str, float], ncpus: int) -> None:
         """Memory in use once boot is over: slab, page tables, kthread stacks, rootfs."""
         kb = layout["boot_used_kb"] + layout["boot_used_kb_per_cpu"] * ncpus
@@ -253,7 +268,28 @@ class PageAllocator:
     # -- counters -----------------------------------------------------------------------
 
     def nr_free_pages(self) -> int:
+        """NR_FREE_PAGES: the buddy lists only."""
         return sum(z.free for z in self.zones)
+
+    def nr_pcp_pages(self) -> int:
+        """Free pages on the per-CPU lists (show_free_areas()'s ``free_pcp``)."""
+        return sum(self.zone_pcp(z).pages for z in self.zones)
+
+    @staticmethod
+    def zone_pcp(z: Zone) -> ZonePcp:
+        assert z.pcp is not None
+        return z.pcp
+
+    def drain_all_pages(self) -> None:
+        """drain_all_pages(NULL): every CPU's lists back to the buddy lists."""
+        for z in self.zones:
+            z.free += self.zone_pcp(z).drain()
+        self.stats["pcp_drains"] += 1
+
+    def set_reclaim_active(self, active: bool) -> None:
+        """set_reclaim_active()/clear_reclaim_active() (balance_pgdat(), v5.14 on)."""
+        for z in self.zones:
+            self.zone_pcp(z).reclaim_active = active
 
     def held_pages(self) -> dict[str, int]:
         return {k: v for k, v in self.owners.items() if v}
@@ -273,32 +309,55 @@ class PageAllocator:
 
     # -- fast path ---------------------------------------------------------------------
 
-    def _take(self, nr_blocks: int, order: int, alloc_flags: int, highest: int = ZONE_NORMAL) -> int:
+    def _take(self, nr_blocks: int, order: int, alloc_flags: int, highest: int = ZONE_NORMAL,
+              cpu: int | None = None) -> int:
         """get_page_from_freelist() for up to ``nr_blocks`` blocks; how many it got.
 
         Zones are tried from the highest one allowed down (the zonelist), each
-        while it passes its watermark.
+        while it passes its watermark; from CPU ``cpu``'s context, through its
+        per-CPU list (rmqueue_pcplist()).
         """
         got = 0
         size = 1 << order
         wm = alloc_flags & ALLOC_WMARK_MASK
         nowm = alloc_flags & ALLOC_NO_WATERMARKS
+        use_pcp = cpu is not None and order <= self.pcp_version.max_order
         for z in reversed(self.zones):
             if z.idx > highest:
                 continue
-            if nowm:
-                room = z.free // size
-            else:
-                # free - (size - 1) > min + reserve, for each block taken
-                limit = reserve_min(z.wmark(wm), alloc_flags, self.new_reserves) + z.lowmem_reserve[highest] + size - 1
-                room = (z.free - limit - 1) // size + 1 if z.free > limit else 0
-            if room <= 0:
-                continue
-            k = min(room, nr_blocks - got)
-            z.free -= k * size
-            got += k
+            # free - (size - 1) > min + reserve, for each block taken
+            limit = -1 if nowm else (reserve_min(z.wmark(wm), alloc_flags, self.new_reserves)
+                                     + z.lowmem_reserve[highest] + size - 1)
+            if use_pcp:
+                assert cpu is not None
+                got += self._take_pcp(z, cpu, order, nr_blocks - got, limit)
+            elif z.free > limit:
+                room = z.free // size if nowm else (z.free - limit - 1) // size + 1
+                k = min(room, nr_blocks - got)
+                z.free -= k * size
+                got += k
             if got == nr_blocks:
                 break
+        return got
+
+    def _take_pcp(self, z: Zone, cpu: int, order: int, want: int, limit: int) -> int:
+        """rmqueue_pcplist() up to ``want`` times while the zone passes its watermark
+        (the buddy count, which the list's pages are not part of)."""
+        pcp = self.zone_pcp(z)
+        size = 1 << order
+        got = 0
+        # Each allocation checks the watermark first; taking from the list does not
+        # change the buddy count, refilling it does.
+        while got < want and z.free > limit:
+            if not pcp.lists[cpu].blocks[order]:
+                n = min(pcp.refill_count(pcp.lists[cpu], order), z.free // size)  # rmqueue_bulk()
+                if n <= 0:
+                    break
+                z.free -= n * size
+                pcp.add_bulk(cpu, order, n)
+            got += pcp.take(cpu, order, want - got)
+        if got:
+            pcp.allocated(cpu, got)
         return got
 
     def _charge(self, owner: str, pages: int, alloc_flags: int) -> None:
@@ -337,17 +396,20 @@ class PageAllocator:
         if boosted and alloc_flags & ALLOC_KSWAPD:
             self.kernel.vmscan.wakeup_kswapd(z, 0)
 
-    def alloc_fast(self, nr_blocks: int, order: int, gfp: int, owner: str) -> int:
+    def alloc_fast(self, nr_blocks: int, order: int, gfp: int, owner: str, cpu: int | None = None) -> int:
         """The first get_page_from_freelist() of __alloc_pages() (low watermark,
-        alloc_flags_nofragment()) for ``nr_blocks`` blocks at once; returns how many."""
+        alloc_flags_nofragment()) for ``nr_blocks`` blocks at once, from CPU
+        ``cpu``'s context; returns how many."""
         flags = WMARK_LOW | (gfp & GFP_KSWAPD_RECLAIM)
-        got = self._take(nr_blocks, order, flags)
+        got = self._take(nr_blocks, order, flags, cpu=cpu)
         if got:
             self._charge(owner, got << order, flags)
         return got
 
-    def free_pages(self, nr_blocks: int, order: int, owner: str) -> None:
-        """__free_pages(): back to the zone they came from (here: the highest with room)."""
+    def free_pages(self, nr_blocks: int, order: int, owner: str, cpu: int | None = None) -> None:
+        """__free_pages() from CPU ``cpu``'s context: to its per-CPU list, or (no CPU,
+        or an order the lists do not keep) to the buddy lists, of the zone they
+        came from (here: the highest with pages in use)."""
         pages = nr_blocks << order
         left = self.owners.get(owner, 0) - pages
         if left < 0:
@@ -355,13 +417,28 @@ class PageAllocator:
 
             raise InvariantViolation("pages not conserved", f"{owner} frees {pages} pages but holds {left + pages}")
         self.owners[owner] = left
+        use_pcp = cpu is not None and order <= self.pcp_version.max_order
         for z in reversed(self.zones):
-            room = z.managed - z.free
-            k = min(room, pages)
-            z.free += k
-            pages -= k
+            pcp = self.zone_pcp(z)
+            room = z.managed - z.free - pcp.pages  # pages in use in this zone
+            if use_pcp:
+                assert cpu is not None
+                k = min(room >> order, nr_blocks)
+                if k:
+                    z.free += pcp.free(cpu, order, k)
+                    nr_blocks -= k
+                    pages -= k << order
+            else:
+                k = min(room, pages)
+                z.free += k
+                pages -= k
             if not pages:
                 break
+        if pages:  # blocks straddling zones in this count-only model: by the page
+            for z in reversed(self.zones):
+                k = min(z.managed - z.free - self.zone_pcp(z).pages, pages)
+                z.free += k
+                pages -= k
 
     # -- __alloc_pages() ------------------------------------------------------------------
 
@@ -400,10 +477,11 @@ class PageAllocator:
         A generator: reclaim takes CPU time and may sleep.  Returns True when a
         block was allocated (and charged to ``owner``).
         """
-        if self.alloc_fast(1, order, gfp, owner):
+        cpu = task.cpu.id if task is not None and task.cpu is not None else None
+        if self.alloc_fast(1, order, gfp, owner, cpu):
             return True
         self.kernel.sync_all()  # frees that have happened by now count
-        if self.alloc_fast(1, order, gfp, owner):
+        if self.alloc_fast(1, order, gfp, owner, cpu):
             return True
         flags = yield from self._slowpath(task, gfp, order)
         if flags < 0:
@@ -421,7 +499,8 @@ class PageAllocator:
         alloc_flags = self.gfp_to_alloc_flags(gfp)
         if alloc_flags & ALLOC_KSWAPD:
             vmscan.wake_all_kswapds(order)
-        if self._take(1, order, alloc_flags):
+        cpu = task.cpu.id if task is not None and task.cpu is not None else None
+        if self._take(1, order, alloc_flags, cpu=cpu):
             return alloc_flags
         while True:  # retry:
             if task is not None:
@@ -434,7 +513,7 @@ class PageAllocator:
                 # 6.1 keeps waking kswapd.
                 keep = alloc_flags & ALLOC_KSWAPD if self.mm_version >= "6.1" else 0
                 alloc_flags = reserve | keep
-            if self._take(1, order, alloc_flags):
+            if self._take(1, order, alloc_flags, cpu=cpu):
                 return alloc_flags
             if not can_direct_reclaim or task is None or task.memalloc:
                 break  # nopage
@@ -442,9 +521,12 @@ class PageAllocator:
             progress = yield from vmscan.try_to_free_pages(task, gfp, order)
             if progress:
                 kernel.sync_all()
-                if self._take(1, order, alloc_flags):
+                if self._take(1, order, alloc_flags, cpu=cpu):
                     return alloc_flags
-                # drain_all_pages() and retry once: no per-CPU lists modelled
+                # "pages are pinned on the per-cpu lists": drain them all, retry once
+                self.drain_all_pages()
+                if self._take(1, order, alloc_flags, cpu=cpu):
+                    return alloc_flags
             if gfp & GFP_NORETRY:
                 break
             if costly and not gfp & GFP_RETRY_MAYFAIL:
@@ -504,7 +586,8 @@ class PageAllocator:
             return False, True
         # Go through the zonelist once more at the high watermark: perhaps
         # somebody freed memory meanwhile.
-        if self._take(1, order, WMARK_HIGH | ALLOC_CPUSET):
+        cpu = task.cpu.id if task.cpu is not None else None
+        if self._take(1, order, WMARK_HIGH | ALLOC_CPUSET, cpu=cpu):
             return True, False
         if order > PAGE_ALLOC_COSTLY_ORDER or gfp & GFP_RETRY_MAYFAIL:
             return False, False

@@ -128,12 +128,14 @@ class SlabCpu:
         self.free_objs -= n
         self.cache.inuse += n
 
-    def free(self, n: int) -> None:
-        """``n`` objects allocated by this CPU are freed, oldest first (kfree/kfree_bulk)."""
+    def free(self, n: int, ctx: int | None) -> None:
+        """``n`` objects allocated by this CPU are freed, oldest first (kfree/kfree_bulk),
+        from CPU ``ctx``'s context (whose per-CPU page list an empty slab goes to)."""
         cache = self.cache
         cache.inuse -= n
         acc = self.freed_into_front + n
         slabs = self.slabs
+        alloc = cache.allocator
         pages = 0
         while slabs:
             run = slabs[0]
@@ -145,14 +147,13 @@ class SlabCpu:
             run[0] -= k
             pages += k << run[2]
             cache.nr_slabs -= k
+            alloc.free_pages(k, run[2], cache.owner, ctx)  # discard_slab() -> __free_pages()
             if run[0] == 0:
                 slabs.popleft()
         self.freed_into_front = acc
         if pages:
             cache.pages -= pages
             cache.discards += pages
-            alloc = cache.allocator
-            alloc.free_pages(pages, 0, cache.owner)
             vmscan = alloc.kernel.vmscan
             if vmscan.reclaiming and not alloc.kernel.foreign_commit:
                 vmscan.reclaimed_slab += pages  # __free_slab(): current->reclaim_state
@@ -213,7 +214,7 @@ class KmemCache:
             return 0
         n = -(-need // self.objs_per_slab)
         gfp = self.first_attempt_gfp(GFP_KERNEL | self.allocflags)
-        got = self.allocator.alloc_fast(n, self.order, gfp, self.owner)
+        got = self.allocator.alloc_fast(n, self.order, gfp, self.owner, cpu_slab.cpu)
         if got:
             cpu_slab.add_slabs(got, self.order)
         return got

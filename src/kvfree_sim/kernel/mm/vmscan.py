@@ -310,6 +310,7 @@ class Vmscan:
         total_reclaimed = 0
         priority = DEF_PRIORITY
         failed = True
+        mm.set_reclaim_active(True)  # set_reclaim_active() at restart: (v5.14 on; no effect before)
         while True:  # restart:
             priority = DEF_PRIORITY
             restart = False
@@ -333,6 +334,7 @@ class Vmscan:
                     priority -= 1
             if not restart:
                 break
+        mm.set_reclaim_active(False)  # out: clear_reclaim_active()
         if failed and not total_reclaimed:
             self.kswapd_failures += 1
         if boosted:
