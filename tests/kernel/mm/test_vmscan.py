@@ -7,9 +7,10 @@ import pytest
 
 from kvfree_sim.kernel.mm.gfp import GFP_KERNEL, GFP_NOWAIT, __GFP_NORETRY
 from kvfree_sim.kernel.mm.vmscan import SHRINK_EMPTY, SHRINK_STOP, ShrinkControl, Shrinker
+from kvfree_sim.kernel.mm.page_alloc import WMARK_HIGH, WMARK_LOW, WMARK_MIN, ZONE_NORMAL
 
 from ktest import (
-    MSEC, SEC, FakeShrinker, RecordingTracer, claim_all_pageblocks, drive, set_free, sleep_forever, spawn,
+    MSEC, SEC, FakeShrinker, MiB, RecordingTracer, claim_all_pageblocks, drive, set_free, sleep_forever, spawn,
 )
 
 
@@ -228,3 +229,32 @@ def test_slab_pages_a_shrinker_frees_count_as_reclaim_progress(make_kernel) -> N
     assert reclaim_priorities(tracer, t) == [12]
     assert fake.scans[:4] == [128] * 4
     assert result == [True]
+
+
+def test_a_zone_dma_kept_back_for_the_zones_above_is_not_balanced(make_kernel) -> None:
+    """pgdat_balanced() (mm/vmscan.c v5.11, v6.1) checks each zone with
+    zone_watermark_ok_safe(zone, order, high, highest_zoneidx): ZONE_DMA's
+    lowmem_reserve[ZONE_NORMAL] (DMA32's managed pages / 256) counts.  GFP_KERNEL
+    requests leave DMA at about min + that reserve, above DMA's bare high watermark: if
+    the reserve were left out, kswapd would never wake once DMA32 ran low."""
+    kernel = make_kernel(memory=512 * MiB, layout={"zone_dma": 1, "firmware_reserved_kb": 528})
+    kernel.sim.run(until=1 * MSEC)
+    dma, dma32 = kernel.mm.zones
+    reserve = dma.lowmem_reserve[ZONE_NORMAL]
+    assert reserve == dma32.managed // 256
+    mm = kernel.mm
+    for z, free in ((dma32, dma32.wmark(WMARK_MIN)), (dma, dma.wmark(WMARK_HIGH) + reserve)):
+        mm.owners["test:filler"] = mm.owners.get("test:filler", 0) + z.free - free
+        z.free = free
+    assert dma.free > dma.wmark(WMARK_HIGH)
+    assert not kernel.vmscan.pgdat_balanced(0)
+    dma.free += 1
+    assert kernel.vmscan.pgdat_balanced(0)
+    # At DMA's low watermark + reserve the fast path fails in both zones: the slow path
+    # wakes kswapd, then takes a page from DMA at its min watermark + reserve.
+    low = dma.wmark(WMARK_LOW) + reserve
+    mm.owners["test:filler"] += dma.free - low
+    dma.free = low
+    me = spawn(kernel, "current", sleep_forever, cpu=0, wake=False)
+    assert drive(mm.alloc_pages(me, GFP_NOWAIT, 0, "test:filler"))
+    assert mm.stats["kswapd_wakeups"] == 1

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, Final, Generator
 from ..sched import SLEEP, Cpu, Task, wake_task
 from ..time import TimerList
 from .gfp import GFP_KERNEL
-from .page_alloc import MAX_RECLAIM_RETRIES, WMARK_HIGH, Zone
+from .page_alloc import MAX_RECLAIM_RETRIES, WMARK_HIGH, ZONE_NORMAL, Zone
 
 if TYPE_CHECKING:
     from ..system import Kernel
@@ -240,9 +240,12 @@ class Vmscan:
     # -- kswapd ------------------------------------------------------------------------
 
     def pgdat_balanced(self, order: int) -> bool:
-        """pgdat_balanced(): some eligible zone is above its high watermark (boost included)."""
+        """pgdat_balanced(pgdat, order, highest_zoneidx): some eligible zone is above its
+        high watermark (boost included) plus its ``lowmem_reserve[highest_zoneidx]``
+        (zone_watermark_ok_safe()).  Every request in this model may use ZONE_NORMAL
+        (GFP_KERNEL), so a ZONE_DMA kept back for the zones above it is not balanced."""
         for z in self.kernel.mm.zones:
-            if z.watermark_ok(order, z.wmark(WMARK_HIGH), z.idx, 0, False):
+            if z.watermark_ok(order, z.wmark(WMARK_HIGH), ZONE_NORMAL, 0, False):
                 return True
         return False
 
