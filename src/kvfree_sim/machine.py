@@ -201,6 +201,7 @@ class Machine:
         mmstats.update(k.vmscan.stats)
         mmstats.update({
             "managed_pages": mm.managed_pages, "free_pages_end": mm.nr_free_pages(),
+            "pcp_pages_end": mm.nr_pcp_pages(),
             "free_pages_min": mm.free_pages_min, "wmark_low_pages": sum(z.wmark(WMARK_LOW) for z in mm.zones),
             "min_free_kbytes": mm.min_free_kbytes, "slab_pages_end": slab_pages,
             "kswapd_failures": k.vmscan.kswapd_failures,

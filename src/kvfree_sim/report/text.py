@@ -51,10 +51,11 @@ def run_report(r: "RunResult") -> str:
     lines.append(f"shrinker: count {c['shrink_count']}, scan {c['shrink_scan']}, scan reported {c['scan_freed']}, "
                  f"drained pages {c['drained_pages']} ({c['refill_drained_unused']} refilled and drained unused)")
     lines.append(f"memory: free {mb(mm['free_pages_min'])} at the lowest (low watermark {mb(mm['wmark_low_pages'])}), "
-                 f"{mb(mm['free_pages_end'])} at the end, of {mb(mm['managed_pages'])} managed")
+                 f"{mb(mm['free_pages_end'])} at the end (+{mb(mm['pcp_pages_end'])} on per-CPU lists), "
+                 f"of {mb(mm['managed_pages'])} managed")
     lines.append(f"reclaim: direct {mm['direct_reclaims']} ({ms(mm['direct_reclaim_ns'])}; kfree threads "
                  f"{ms(mm['thread_direct_reclaim_ns'])}), kswapd runs {mm['kswapd_runs']} "
-                 f"(failures {mm['kswapd_failures']}), OOM invocations {mm['oom']}, allocation failures {mm['alloc_fail']}")
+                 f"(failures {mm['kswapd_failures']}), per-CPU list drains {mm['pcp_drains']}, OOM invocations {mm['oom']}, allocation failures {mm['alloc_fail']}")
     lines.append(f"highpri kworkers held kfree threads' CPUs: {ms(r.sched['highpri_held_kfree_cpus_ns'])}")
     lines.append(f"grace periods: {r.gps} (mean {ms(r.sched['gp_mean_ns'])})")
     lines.append(f"simulation: {r.events} events")
