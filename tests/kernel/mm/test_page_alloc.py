@@ -17,9 +17,10 @@ from kvfree_sim.kernel.mm.gfp import (
 from kvfree_sim.kernel.mm.page_alloc import (
     WMARK_HIGH, WMARK_LOW, WMARK_MIN, ZONE_DMA, ZONE_DMA32, ZONE_NORMAL,
 )
+from kvfree_sim.kernel.sched import Segments
 
 from ktest import (
-    MSEC, TEST_MANAGED_PAGES, MiB, drive, fixed_zones, set_free, sleep_forever, spawn,
+    MSEC, TEST_MANAGED_PAGES, MiB, claim_all_pageblocks, drive, fixed_zones, hold, set_free, sleep_forever, spawn,
 )
 
 
@@ -360,3 +361,36 @@ def test_oom_victim_reserve_flags_replace_atomic_ones(booted) -> None:
     me = current(booted)
     me.oom_victim = True
     assert alloc_now(booted, GFP_ATOMIC, task=me) is False
+
+
+def test_every_retry_sees_what_other_cpus_freed_meanwhile(make_kernel) -> None:
+    """__alloc_pages_slowpath(): each get_page_from_freelist() reads the free lists as
+    they are now.  A kthread 20 pages below the min watermark, with nothing to reclaim,
+    spends 20 us per retry round; meanwhile CPU 1 frees a page every 10 us in one long
+    divisible burst (a kfree_rcu_work()-like batch).  About the eleventh round sees enough
+    pages and succeeds: the burst's progress is committed before each look, not only at
+    CPU 1's next tick, which comes after the rounds without progress have run out (an
+    OOM panic)."""
+    kernel = make_kernel(ncpus=2, costs={"slowpath_retry_ns": 20_000})
+    kernel.sim.run(until=1 * MSEC + 1000)  # just after a tick
+    claim_all_pageblocks(kernel)
+    mm = kernel.mm
+    hold(kernel, "test:freer", 1000)
+    set_free(kernel, mm.zones[-1].wmark(WMARK_MIN) - 20)
+
+    def freer(me):
+        yield Segments([(1000, 10_000_000, lambda k: mm.free_pages(k, 0, "test:freer"))])  # 10 us each
+
+    result: list[tuple[bool, int]] = []
+
+    def allocator(me):
+        ok = yield from mm.alloc_pages(me, GFP_KERNEL, 0, "test")
+        result.append((ok, kernel.sim.now))
+
+    spawn(kernel, "freer", freer, cpu=1)
+    spawn(kernel, "allocator", allocator, cpu=0)
+    start = kernel.sim.now
+    kernel.sim.run(until=20 * MSEC)
+    assert kernel.panicked is None and mm.stats["oom"] == 0
+    assert [ok for ok, _ in result] == [True]
+    assert result[0][1] - start < 400_000

@@ -513,6 +513,10 @@ class PageAllocator:
                 # 6.1 keeps waking kswapd.
                 keep = alloc_flags & ALLOC_KSWAPD if self.mm_version >= "6.1" else 0
                 alloc_flags = reserve | keep
+            # Every look at the free lists sees what other CPUs have freed by now
+            # (their divisible bursts commit lazily otherwise), here after a
+            # reclaim round or a jiffy's sleep.
+            kernel.sync_all()
             if self._take(1, order, alloc_flags, cpu=cpu):
                 return alloc_flags
             if not can_direct_reclaim or task is None or task.memalloc:
@@ -533,6 +537,7 @@ class PageAllocator:
                 break
             # should_reclaim_retry()
             no_progress_loops = 0 if (progress and order <= PAGE_ALLOC_COSTLY_ORDER) else no_progress_loops + 1
+            kernel.sync_all()
             retry = yield from self._should_reclaim_retry(task, order, alloc_flags, no_progress_loops)
             if retry:
                 continue
@@ -586,6 +591,7 @@ class PageAllocator:
             return False, True
         # Go through the zonelist once more at the high watermark: perhaps
         # somebody freed memory meanwhile.
+        self.kernel.sync_all()
         cpu = task.cpu.id if task.cpu is not None else None
         if self._take(1, order, WMARK_HIGH | ALLOC_CPUSET, cpu=cpu):
             return True, False
