@@ -100,13 +100,13 @@ def pageset_high_and_batch(managed: int, low_wmark: int, ncpus: int, version: Pc
 
 
 class ZonePcp:
-    """A zone's per-CPU lists and the buddy count they draw on."""
+    """A zone's per-CPU lists (``zone->pageset``, 6.1: ``zone->per_cpu_pageset``)."""
 
     __slots__ = ("lists", "pages", "version", "reclaim_active")
 
     def __init__(self, high: int, batch: int, ncpus: int, version: PcpVersion) -> None:
         self.lists = [PerCpuPages(high, batch) for _ in range(ncpus)]
-        self.pages = 0  # summed over CPUs: zone_page_state(NR_FREE_PCP)-like
+        self.pages = 0  # on every CPU's lists (show_free_areas()'s free_pcp)
         self.version = version
         #: ZONE_RECLAIM_ACTIVE: kswapd is in balance_pgdat() (v5.14 on)
         self.reclaim_active = False
