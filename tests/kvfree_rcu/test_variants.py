@@ -218,3 +218,26 @@ def test_v6_1_fill_stops_at_the_first_failed_allocation():
     run_for(m, 5 * MSEC)
     kv = m.kvfree
     assert kv.c["fill_runs"] == 1 and kv.c["fill_fail"] == 1 and kv.c["fill_pages"] == 0
+
+
+@pytest.mark.parametrize("variant, panics", [("v5.11", True), ("v5.13", False)])
+def test_refill_below_min_without_progress_oom_kills_before_v5_13(variant: str, panics: bool):
+    """fill_page_cache_func() below the min watermark, with nothing reclaimable: v5.11's
+    GFP_KERNEL|__GFP_NOWARN goes from one no-progress reclaim round to
+    should_reclaim_retry() (no reclaimable pages: no retry) and __alloc_pages_may_oom();
+    rcuscale's guest has no task to kill, so the kernel panics, with the kworker named as
+    in the 5.11-rc3 report.  v5.13's __GFP_NORETRY|__GFP_NOMEMALLOC gives up after the
+    round instead: the page is not filled."""
+    m = machine(variant, memory="64M")
+    prime_slab(m, 0, 1)
+    set_free(m.kernel, 10)
+    caller(m, 0, [True], [])
+    run_for(m, 20 * MSEC)
+    invoked = [text for _, text in m.kernel.console if "invoked oom-killer" in text]
+    if panics:
+        assert m.kernel.panicked == "System is deadlocked on memory"
+        assert invoked and invoked[0].startswith("kworker/0:")
+        assert "H invoked oom-killer: gfp_mask=0x2cc0(GFP_KERNEL|__GFP_NOWARN), order=0" in invoked[0]
+    else:
+        assert m.kernel.panicked is None and not invoked
+        assert m.kvfree.c["fill_fail"] >= 1
