@@ -81,6 +81,7 @@ def test_counter_tracks_end_at_the_runs_final_state(tiny_trace):
             _, _, name, value = ln.args.split("|")
             last[name] = int(value)
     assert last["free_pages"] == result.mm["free_pages_end"]
+    assert last["free_pcp"] == result.mm["pcp_pages_end"]
     z = tracer.machine.kernel.mm.zones
     assert last["wmark_min"] == sum(x.wmark(0) for x in z)
     for i, krcp in enumerate(tracer.machine.kvfree.krc):

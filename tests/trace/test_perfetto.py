@@ -149,7 +149,7 @@ def test_markers_parse_as_systrace_points(tiny_trace):
             assert value is not None and value >= 0
         else:
             assert tgid == ln.pid  # a thread slice on the writer's own track
-    expected = {"free_pages", "wmark_min", "wmark_low", "wmark_high"}
+    expected = {"free_pages", "wmark_min", "wmark_low", "wmark_high", "free_pcp"}
     expected |= {f"kvfree_cache_cpu{i}" for i in range(result.cpus)}
     expected |= {f"kvfree_count_cpu{i}" for i in range(result.cpus)}
     assert counters == expected

@@ -24,6 +24,7 @@ printed as ``tracing_mark_write: ...``) carry what Perfetto draws as tracks:
 
 * counters ``C|<pid>|<name>|<value>``: ``free_pages``, ``wmark_min``,
   ``wmark_low``, ``wmark_high`` (summed over zones, boost included),
+  ``free_pcp`` (free pages on the per-CPU lists, which the watermarks do not see),
   ``kvfree_cache_cpuN`` (``krcp->nr_bkv_objs``) and ``kvfree_count_cpuN``
   (``krcp->count``), under the first kfree thread's pid.  A counter is written
   when it changed: all of them at the first traced hook of every millisecond
@@ -309,7 +310,7 @@ class FtraceTracer(Tracer):
         self._kswapd = getattr(k.vmscan, "kswapd", None)
         self._nr_cpus = max(DEFAULT_NR_CPUS, self._ncpus)
         self._counter_pid = machine.test.threads[0].pid if machine.test.threads else 0
-        self._cnames = ["free_pages", "wmark_min", "wmark_low", "wmark_high"]
+        self._cnames = ["free_pages", "wmark_min", "wmark_low", "wmark_high", "free_pcp"]
         self._cnames += [f"kvfree_cache_cpu{i}" for i in range(len(self._krc))]
         self._cnames += [f"kvfree_count_cpu{i}" for i in range(len(self._krc))]
         self._pfn_next = max(k.mm.present_pages, 1) - 1
@@ -416,7 +417,7 @@ class FtraceTracer(Tracer):
             wlow += z.wmark(1)
             whigh += z.wmark(2)
         krc = self._krc
-        return [self._mm.nr_free_pages(), wmin, wlow, whigh,
+        return [self._mm.nr_free_pages(), wmin, wlow, whigh, self._mm.nr_pcp_pages(),
                 *[c.nr_bkv_objs for c in krc], *[c.count for c in krc]]
 
     def _sample(self, now: int, cpu: "Cpu | None" = None) -> None:
@@ -453,8 +454,8 @@ class FtraceTracer(Tracer):
             whigh += z.wmark(2)
         krcp = self._krc[cpu.id]
         n = len(self._krc)
-        idx = (0, 1, 2, 3, 4 + cpu.id, 4 + n + cpu.id)
-        vals = (self._mm.nr_free_pages(), wmin, wlow, whigh, krcp.nr_bkv_objs, krcp.count)
+        idx = (0, 1, 2, 3, 4, 5 + cpu.id, 5 + n + cpu.id)
+        vals = (self._mm.nr_free_pages(), wmin, wlow, whigh, self._mm.nr_pcp_pages(), krcp.nr_bkv_objs, krcp.count)
         texts = []
         pid = self._counter_pid
         names = self._cnames

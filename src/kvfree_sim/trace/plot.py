@@ -342,7 +342,8 @@ def plot_timeline(tl: Timeline, out: str, max_lanes: int = 16, title: str | None
     for name, label, style in (("free_pages", "free pages", dict(color="black", lw=1.2)),
                                ("wmark_high", "high watermark", dict(color="#55a868", lw=0.9, ls="--")),
                                ("wmark_low", "low watermark", dict(color="#dd8452", lw=0.9, ls="--")),
-                               ("wmark_min", "min watermark", dict(color="#c44e52", lw=0.9, ls="--"))):
+                               ("wmark_min", "min watermark", dict(color="#c44e52", lw=0.9, ls="--")),
+                               ("free_pcp", "on per-CPU lists", dict(color="#8172b3", lw=0.9))):
         pts = tl.counters.get(name)
         if pts:
             xs, ys = _steps(pts, t_end)
