@@ -71,3 +71,25 @@ def test_sampling_does_not_change_the_run():
     assert json.dumps(a.as_dict(), sort_keys=True) == json.dumps(b.as_dict(), sort_keys=True)
     assert samples and samples[0]["t_ns"] == 0
     assert all(s2["t_ns"] - s1["t_ns"] == 100_000 for s1, s2 in zip(samples, samples[1:]))
+
+
+def test_repeated_shrinker_scans_applied_at_once_change_nothing():
+    """do_shrink_slab() applies at once the scans that repeat one that changed nothing
+    (KvfreeRcu.scan_state()); the same pressure run scan by scan gives the same result."""
+    from kvfree_sim.machine import Machine
+
+    for variant in ("v5.11", "v5.11+v3", "v5.11+v3+cancel", "v5.14", "v6.1"):
+        cfg = make_config(variant, cpus=4, memory="64M", profile="qemu-tcg-6.1",
+                          bootargs="rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=4 rcuscale.kfree_loops=8 "
+                                   "rcuscale.kfree_alloc_num=2000 rcuscale.kfree_mult=64")
+        fast_m = Machine(cfg)
+        (s,) = fast_m.kernel.vmscan.shrinkers
+        called: list[int] = []
+        scan = s.scan_objects
+        s.scan_objects = lambda sc: called.append(1) or scan(sc)
+        fast = fast_m.run()
+        slow_m = Machine(cfg)
+        slow_m.kernel.vmscan.shrinkers[0].scan_state = None  # every scan called
+        slow = slow_m.run()
+        assert 0 < len(called) < fast.counters["shrink_scan"], variant  # some scans were repeats
+        assert json.dumps(fast.as_dict(), sort_keys=True) == json.dumps(slow.as_dict(), sort_keys=True), variant

@@ -52,6 +52,10 @@ class Simulator:
         heapq.heappush(self._heap, ev)
         return ev
 
+    def scheduled(self) -> int:
+        """Events scheduled so far (a caller can tell whether some code scheduled any)."""
+        return self._seq
+
     def after(self, delay: int, fn: Callback, arg: Any = None, prio: int = PRIO_NORMAL) -> Event:
         """Call ``fn(arg)`` ``delay`` ns from now."""
         return self.at(self.now + delay, fn, arg, prio)

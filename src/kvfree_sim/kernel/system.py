@@ -124,8 +124,10 @@ class Kernel:
 
     # -- memory -----------------------------------------------------------------------
 
-    def register_shrinker(self, name: str, count: Callable[..., int], scan: Callable[..., int]) -> None:
-        self.vmscan.register_shrinker(name, count, scan)
+    def register_shrinker(self, name: str, count: Callable[..., int], scan: Callable[..., int],
+                          scan_state: Callable[[], object] | None = None,
+                          repeat_scan: Callable[[int, int], None] | None = None) -> None:
+        self.vmscan.register_shrinker(name, count, scan, scan_state, repeat_scan)
 
     # -- the end ------------------------------------------------------------------------
 

@@ -121,6 +121,14 @@ class KfreeRcuCpu:
         self.bkvcache: list[bool] = []  # per cached page: put there by the refill worker, unused
         self.nr_bkv_objs = 0
 
+    def scan_state(self) -> tuple[object, ...]:
+        """This krcp's fields a shrinker scan may change (KvfreeRcu.scan_state())."""
+        head = self.head
+        return (self.count, self.monitor_todo, self.nr_bkv_objs, len(self.bkvcache), self.work_in_progress,
+                self.backoff_page_cache_fill, None if head is None else (id(head), len(head)),
+                tuple(map(id, self.bkvhead)),
+                tuple((id(w.head_free), tuple(map(id, w.bkvhead_free))) for w in self.krw_arr))
+
     def lock(self, ctx: Cpu) -> None:
         """raw_spin_lock_irqsave(&krcp->lock) from CPU ``ctx``.
 
@@ -177,6 +185,7 @@ class KvfreeRcu:
         self.mm = kernel.mm
         self.checks = checks
         self.c = dict.fromkeys(CALIBRATION_COUNTERS + OTHER_COUNTERS, 0)
+        self._scan_deltas: list[tuple[str, int]] = []  # what the last shrinker scan added to c
         self.rcu_min_cached_objs: int = rcutree["rcu_min_cached_objs"]
         self.configure(rcutree)
         p = kernel.profile
@@ -662,6 +671,13 @@ class KvfreeRcu:
         return count
 
     def kfree_rcu_shrink_scan(self, sc: "ShrinkControl") -> int:
+        counters = dict(self.c)
+        freed = self._shrink_scan(sc)
+        # what this call added to the counters, for repeat_scan()
+        self._scan_deltas = [(k, v - counters.get(k, 0)) for k, v in self.c.items() if v != counters.get(k, 0)]
+        return freed
+
+    def _shrink_scan(self, sc: "ShrinkControl") -> int:
         self.c["shrink_scan"] += 1
         freed = 0
         ctx = sc.cpu
@@ -680,6 +696,24 @@ class KvfreeRcu:
                 break
         self.c["scan_freed"] += freed
         return SHRINK_STOP if freed == 0 else freed
+
+    def scan_state(self) -> tuple[object, ...]:
+        """Everything kfree_rcu_shrink_scan() may change but the counters (which no
+        decision reads): any event scheduled, free pages, each krcp, what a variant adds."""
+        mm = self.mm
+        return (self.kernel.sim.scheduled(), mm.nr_free_pages(), mm.nr_pcp_pages(),
+                tuple(krcp.scan_state() for krcp in self.krc), self.scan_state_extra())
+
+    def scan_state_extra(self) -> tuple[object, ...]:
+        """State a variant's scan may change besides the krcps'."""
+        return ()
+
+    def repeat_scan(self, k: int, freed: int) -> None:
+        """``k`` more kfree_rcu_shrink_scan() calls like the last, which changed nothing
+        but the counters: add what it added, ``k`` times."""
+        c = self.c
+        for key, d in self._scan_deltas:
+            c[key] += k * d
 
     def scan_drain(self, krcp: KfreeRcuCpu, ctx: Cpu) -> int:
         """Cached pages the scan frees (none before the patch)."""
@@ -707,7 +741,8 @@ class KvfreeRcu:
     def kfree_rcu_batch_init(self) -> None:
         for krcp in self.krc:
             krcp.initialized = True
-        self.kernel.register_shrinker("rcu-kfree", self.kfree_rcu_shrink_count, self.kfree_rcu_shrink_scan)
+        self.kernel.register_shrinker("rcu-kfree", self.kfree_rcu_shrink_count, self.kfree_rcu_shrink_scan,
+                                      self.scan_state, self.repeat_scan)
 
     # -- accounting -----------------------------------------------------------------------
 

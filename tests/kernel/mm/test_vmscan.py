@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from kvfree_sim.kernel.mm.gfp import GFP_KERNEL, GFP_NOWAIT, __GFP_NORETRY
-from kvfree_sim.kernel.mm.vmscan import SHRINK_EMPTY, SHRINK_STOP, ShrinkControl, Shrinker
+from kvfree_sim.kernel.mm.vmscan import SHRINK_BATCH, SHRINK_EMPTY, SHRINK_STOP, ShrinkControl, Shrinker
 from kvfree_sim.kernel.mm.page_alloc import WMARK_HIGH, WMARK_LOW, WMARK_MIN, ZONE_NORMAL
 
 from ktest import (
@@ -258,3 +258,35 @@ def test_a_zone_dma_kept_back_for_the_zones_above_is_not_balanced(make_kernel) -
     me = spawn(kernel, "current", sleep_forever, cpu=0, wake=False)
     assert drive(mm.alloc_pages(me, GFP_NOWAIT, 0, "test:filler"))
     assert mm.stats["kswapd_wakeups"] == 1
+
+
+def test_scans_that_change_nothing_are_repeated_in_closed_form(make_kernel) -> None:
+    """do_shrink_slab() runs its batches at one instant.  With ``scan_state``, once a
+    call leaves the state as it found it, the further full batches are accounted at once
+    (``repeat_scan``): same freed, deferred work and CPU time as calling each one."""
+    def run(shortcut: bool) -> tuple[int, int, int, list[int], int]:
+        kernel = make_kernel(ncpus=1)
+        kernel.sim.run(until=1 * MSEC)
+        items = [5]  # the first scan frees these; later ones find nothing
+        calls: list[int] = []
+
+        def scan(sc: ShrinkControl) -> int:
+            calls.append(sc.nr_to_scan)
+            sc.cost_ns += 100
+            got, items[0] = items[0], 0
+            return got + 7  # what it reports: its own items plus 7 it cannot free
+
+        def repeat(k: int, freed: int) -> None:
+            calls.extend([SHRINK_BATCH] * k)
+
+        kernel.register_shrinker("idempotent", lambda sc: 1 << 20, scan,
+                                 (lambda: items[0]) if shortcut else None, repeat)
+        me = spawn(kernel, "current", sleep_forever, cpu=0, wake=False)
+        sc = ShrinkControl(GFP_KERNEL, me.cpu, me)
+        s = kernel.vmscan.shrinkers[-1]
+        freed = kernel.vmscan.do_shrink_slab(sc, s, 10)
+        return freed, s.nr_deferred, me.debt, calls, len(calls)
+
+    fast, slow = run(True), run(False)
+    assert fast == slow
+    assert slow[4] == ((1 << 20) >> 10) * 4 // 2 // SHRINK_BATCH  # delta / batch calls

@@ -64,16 +64,23 @@ class ShrinkControl:
 class Shrinker:
     """``struct shrinker`` (not NUMA- or memcg-aware: one ``nr_deferred``)."""
 
-    __slots__ = ("name", "count_objects", "scan_objects", "batch", "seeks", "nr_deferred")
+    __slots__ = ("name", "count_objects", "scan_objects", "batch", "seeks", "nr_deferred", "scan_state",
+                 "repeat_scan")
 
     def __init__(self, name: str, count: Callable[[ShrinkControl], int],
-                 scan: Callable[[ShrinkControl], int], batch: int = 0, seeks: int = DEFAULT_SEEKS) -> None:
+                 scan: Callable[[ShrinkControl], int], batch: int = 0, seeks: int = DEFAULT_SEEKS,
+                 scan_state: Callable[[], object] | None = None,
+                 repeat_scan: Callable[[int, int], None] | None = None) -> None:
         self.name = name
         self.count_objects = count
         self.scan_objects = scan
         self.batch = batch
         self.seeks = seeks
         self.nr_deferred = 0
+        #: Optional, for speed only: everything a scan may change, and how to account
+        #: ``k`` repeats of a scan that changed none of it (see do_shrink_slab()).
+        self.scan_state = scan_state
+        self.repeat_scan = repeat_scan
 
 
 class Vmscan:
@@ -99,9 +106,11 @@ class Vmscan:
     def start(self) -> None:
         wake_task(self.kswapd)
 
-    def register_shrinker(self, name: str, count: Callable[..., int], scan: Callable[..., int]) -> None:
+    def register_shrinker(self, name: str, count: Callable[..., int], scan: Callable[..., int],
+                          scan_state: Callable[[], object] | None = None,
+                          repeat_scan: Callable[[int, int], None] | None = None) -> None:
         """register_shrinker() (batch 0 -> SHRINK_BATCH, seeks DEFAULT_SEEKS)."""
-        self.shrinkers.append(Shrinker(name, count, scan))
+        self.shrinkers.append(Shrinker(name, count, scan, scan_state=scan_state, repeat_scan=repeat_scan))
 
     # -- shrink_slab ---------------------------------------------------------------
 
@@ -139,18 +148,35 @@ class Vmscan:
             tracer.mm_shrink_slab_start(sc.cpu, s, sc, nr, freeable, delta, total_scan, priority)
         freed = 0
         scanned = 0
+        task = sc.task
+        state = s.scan_state
         while total_scan >= batch_size or total_scan >= freeable:
             nr_to_scan = min(batch_size, total_scan)
             sc.nr_to_scan = nr_to_scan
             sc.nr_scanned = nr_to_scan
+            before = (task.debt, state()) if state is not None else None
             ret = s.scan_objects(sc)
-            sc.task.debt += sc.cost_ns
+            cost = sc.cost_ns
+            unchanged = state is not None and before == (task.debt, state())
+            task.debt += cost
             sc.cost_ns = 0
             if ret == SHRINK_STOP:
                 break
             freed += ret
             total_scan -= sc.nr_scanned
             scanned += sc.nr_scanned
+            if unchanged and nr_to_scan == batch_size and sc.nr_scanned == batch_size:
+                # The calls follow each other at this same instant: one that changed
+                # nothing is repeated exactly by every further full batch.  Apply
+                # those at once (the loop's CPU time is the task's debt either way).
+                k = total_scan // batch_size
+                if k:
+                    assert s.repeat_scan is not None
+                    s.repeat_scan(k, ret)
+                    task.debt += k * cost
+                    freed += k * ret
+                    total_scan -= k * batch_size
+                    scanned += k * batch_size
         if self.mm_version < "5.13":
             next_deferred = next_deferred - scanned if next_deferred >= scanned else 0
         else:

@@ -48,6 +48,9 @@ class V5_11_V3_Backoff(V5_11_V3):
                 self.c["worker_hrtimer"] += 1
                 krcp.hrtimer.start(0)
 
+    def scan_state_extra(self) -> tuple[object, ...]:
+        return (self.backoff_page_cache_fill,)
+
     def kfree_rcu_shrink_count(self, sc: "ShrinkControl") -> int:
         count = super().kfree_rcu_shrink_count(sc)
         # Low memory condition, limit a page cache worker activity.

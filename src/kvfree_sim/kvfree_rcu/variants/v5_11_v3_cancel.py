@@ -48,6 +48,9 @@ class V5_11_V3_Cancel(V5_11_V3):
             self.c["cancelled_refills"] += 1
         return count
 
+    def scan_state_extra(self) -> tuple[object, ...]:
+        return (*super().scan_state_extra(), tuple(self.refill_cancelled))
+
     def scan_drain(self, krcp: KfreeRcuCpu, ctx: Cpu) -> int:
         freed = super().scan_drain(krcp, ctx)
         if self.refill_cancelled[krcp.cpu.id]:
