@@ -584,7 +584,7 @@ class KvfreeRcu:
             self.c["inline_kvfree"] += 1
             yield from self.rcu.synchronize_rcu(task)
             self.checks.free_inline(snap)
-            origin.free(1, task.cpu.id if task.cpu is not None else None)
+            origin.free(1, cpu.id)
             self.c["objects_freed"] += 1
         return path
 

@@ -41,11 +41,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, Generator
 
-from .pcp import PcpVersion, ZonePcp, pageset_high_and_batch
 from .gfp import (
     GFP_ATOMIC_FLAG, GFP_DIRECT_RECLAIM, GFP_HIGH, GFP_KSWAPD_RECLAIM, GFP_MEMALLOC,
     GFP_NOFAIL, GFP_NOMEMALLOC, GFP_NORETRY, GFP_NOWARN, GFP_RETRY_MAYFAIL, gfp_string,
 )
+from .pcp import PcpVersion, ZonePcp, pageset_high_and_batch
 from .slab import KmemCache, kmalloc_size
 
 if TYPE_CHECKING:
@@ -483,14 +483,15 @@ class PageAllocator:
         self.kernel.sync_all()  # frees that have happened by now count
         if self.alloc_fast(1, order, gfp, owner, cpu):
             return True
-        flags = yield from self._slowpath(task, gfp, order)
+        flags = yield from self._slowpath(task, cpu, gfp, order)
         if flags < 0:
             return False
         self._charge(owner, 1 << order, flags)
         return True
 
-    def _slowpath(self, task: "Task | None", gfp: int, order: int) -> Generator[Any, Any, int]:
-        """__alloc_pages_slowpath(): the alloc_flags that got the block, or -1 for none."""
+    def _slowpath(self, task: "Task | None", cpu: int | None, gfp: int, order: int) -> Generator[Any, Any, int]:
+        """__alloc_pages_slowpath() from CPU ``cpu``'s context: the alloc_flags that got
+        the block, or -1 for none."""
         kernel = self.kernel
         vmscan = kernel.vmscan
         can_direct_reclaim = bool(gfp & GFP_DIRECT_RECLAIM) and task is not None
@@ -499,7 +500,6 @@ class PageAllocator:
         alloc_flags = self.gfp_to_alloc_flags(gfp)
         if alloc_flags & ALLOC_KSWAPD:
             vmscan.wake_all_kswapds(order)
-        cpu = task.cpu.id if task is not None and task.cpu is not None else None
         if self._take(1, order, alloc_flags, cpu=cpu):
             return alloc_flags
         while True:  # retry:
@@ -542,7 +542,7 @@ class PageAllocator:
             if retry:
                 continue
             # __alloc_pages_may_oom()
-            got, did_some_progress = yield from self._may_oom(task, gfp, order)
+            got, did_some_progress = yield from self._may_oom(task, cpu, gfp, order)
             if got:
                 return WMARK_HIGH | ALLOC_CPUSET
             if kernel.panicked is not None:
@@ -582,7 +582,7 @@ class PageAllocator:
             yield from self.kernel.vmscan.schedule_timeout_uninterruptible(task, 1)
         return ret
 
-    def _may_oom(self, task: "Task", gfp: int, order: int) -> Generator[Any, Any, tuple[bool, bool]]:
+    def _may_oom(self, task: "Task", cpu: int | None, gfp: int, order: int) -> Generator[Any, Any, tuple[bool, bool]]:
         """__alloc_pages_may_oom()."""
         oom = self.kernel.oom
         if oom.lock_held:
@@ -592,7 +592,6 @@ class PageAllocator:
         # Go through the zonelist once more at the high watermark: perhaps
         # somebody freed memory meanwhile.
         self.kernel.sync_all()
-        cpu = task.cpu.id if task.cpu is not None else None
         if self._take(1, order, WMARK_HIGH | ALLOC_CPUSET, cpu=cpu):
             return True, False
         if order > PAGE_ALLOC_COSTLY_ORDER or gfp & GFP_RETRY_MAYFAIL:
