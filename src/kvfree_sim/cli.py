@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
-from typing import Sequence
+import threading
+from typing import Any, Sequence
 
 from .core.costs import ProfileError
 from .config import DEFAULT_BOOTARGS, DEFAULT_MEMORY, ConfigError, RunConfig, make_config
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 class UsageError(Exception):
@@ -88,6 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args, args.variant, args.seed)
     tracer = None
+    if not args.trace and (args.trace_events is not None or args.trace_window is not None):
+        raise UsageError("--trace-events and --trace-window select what --trace FILE writes: give --trace")
     if args.trace:
         from .trace.ftrace import open_tracer
 
@@ -100,6 +106,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise
     if tracer is not None:
         tracer.close()
+        note = tracer.window_note()
+        if note:
+            print(f"kvfree-sim: note: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.as_dict(), sort_keys=True))
     else:
@@ -151,7 +160,15 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 COMMANDS = {"run": cmd_run, "variants": cmd_variants, "profiles": cmd_profiles}
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM unwinds like an exception, so partial output (a trace's body file) is removed."""
+    raise SystemExit(EXIT_TERMINATED)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line (``argv`` None: the process's own, and SIGTERM cleans up as Ctrl-C does)."""
+    if argv is None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -160,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ConfigError, ProfileError) as e:
         print(f"kvfree-sim: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("kvfree-sim: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # `kvfree-sim ... | head`: the reader went away
         sys.stderr.close()
         return EXIT_OK

@@ -212,17 +212,22 @@ def test_in_process_progress_is_live(tmp_path, monkeypatch) -> None:
     assert seen == [1, 2, 3, 4, 5, 6]
 
 
-def test_trace_first_run_writes_one_trace_per_variant(tmp_path) -> None:
+def test_trace_first_run_writes_one_trace_per_variant(tmp_path, capsys) -> None:
     out = tmp_path / "r"
     assert _compare(out, "--trace-first-run", "--trace-events", "sched:*,workqueue:*") == 0
     traces = sorted(p.name for p in out.glob("trace-*"))
     assert traces == sorted(f"trace-{v}-seed1.txt" for v in VARIANTS.split(","))
     text = (out / traces[0]).read_text()
     assert text.startswith("# tracer: nop") and "sched_switch" in text and "mm_shrink_slab" not in text
+    wrote = next(ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("compare: wrote "))
+    assert all(str(out / name) in wrote for name in traces)
 
 
-def test_a_bad_trace_spec_is_an_error_before_anything_runs(tmp_path) -> None:
-    assert main(_argv(tmp_path / "r", "--trace-first-run", "--trace-window", "5:1")) == 2
+@pytest.mark.parametrize("extra", [["--trace-first-run", "--trace-window", "5:1"], ["--trace-window", "0:1"],
+                                   ["--trace-events", "sched:*"]])
+def test_a_bad_trace_spec_is_an_error_before_anything_runs(tmp_path, capsys, extra: list[str]) -> None:
+    assert main(_argv(tmp_path / "r", *extra)) == 2
+    assert capsys.readouterr().err.startswith("kvfree-sim: error: ")
     assert not (tmp_path / "r").exists()
 
 

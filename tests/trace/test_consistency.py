@@ -19,7 +19,7 @@ def test_shrinker_events_match_the_shrinker_calls(tiny_trace):
     result, tracer, _, lines = tiny_trace
     ends = count(lines, "mm_shrink_slab_end")
     assert ends > 0
-    assert ends == count(lines, "mm_shrink_slab_start") == tracer.nonzero_counts
+    assert ends == count(lines, "mm_shrink_slab_start") == tracer.nonzero_counts == result.mm["shrink_slab_counted"]
     calls = result.mm["shrink_slab_calls"] * len(tracer.machine.kernel.vmscan.shrinkers)
     assert result.counters["shrink_count"] == calls >= ends
     # each start is followed by its end on the same CPU before anything else of the shrinker
@@ -50,6 +50,11 @@ def test_work_gp_page_and_reclaim_events_match_the_counters(tiny_trace):
     assert count(lines, "workqueue_execute_start", "function kfree_rcu_work") == c["kfree_rcu_work_runs"]
     assert count(lines, "workqueue_execute_start", "function kfree_rcu_monitor") == c["monitor_runs"]
     assert count(lines, "hrtimer_start", "function=schedule_page_work_fn") == c["worker_hrtimer"]
+    # __run_hrtimer() traces hrtimer_cancel just before each expiry, on the same CPU
+    for before, ln in zip(lines, lines[1:]):
+        if ln.event == "hrtimer_expire_entry":
+            assert before.event == "hrtimer_cancel" and before.cpu == ln.cpu and before.ts_us == ln.ts_us
+            assert before.args == ln.args.split()[0]
     assert count(lines, "rcu_grace_period", " end") == result.gps > 0
     assert count(lines, "rcu_grace_period", " start") in (result.gps, result.gps + 1)
     assert count(lines, "mm_page_alloc") == c["pages_alloc"] > 0
@@ -111,5 +116,9 @@ def test_every_variant_writes_a_valid_trace(tmp_path: Path, variant: str):
     assert count(lines, "workqueue_execute_start", "function fill_page_cache_func") == result.counters["fill_runs"]
     assert count(lines, "mm_page_alloc") == result.counters["pages_alloc"]
     assert count(lines, "mm_page_free") == result.counters["pages_free"]
+    # each hrtimer_start arms a timer, each hrtimer_cancel disarms one (expiry, re-arm or cancel)
+    armed_at_end = count(lines, "hrtimer_start") - count(lines, "hrtimer_cancel")
+    assert 0 <= armed_at_end <= result.cpus
+    assert count(lines, "hrtimer_cancel") >= count(lines, "hrtimer_expire_entry")
     # nothing but the trace is left in the directory
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.trace"]

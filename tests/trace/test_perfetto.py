@@ -197,6 +197,7 @@ def test_fields_follow_the_tp_printk_formats(tiny_trace):
     fmts = {
         "sched_wakeup": r"comm=\S+ pid=\d+ prio=\d+ target_cpu=\d{3}",
         "hrtimer_start": r"hrtimer=[0-9a-f]{16} function=\w+ expires=\d+ softexpires=\d+ mode=REL was_armed=[01]",
+        "hrtimer_cancel": r"hrtimer=[0-9a-f]{16}",
         "hrtimer_expire_entry": r"hrtimer=[0-9a-f]{16} function=\w+ now=\d+",
         "workqueue_queue_work": r"work struct=[0-9a-f]{16} function=\w+ workqueue=\w+ req_cpu=\d+ cpu=-?\d+",
         "workqueue_execute_start": r"work struct [0-9a-f]{16}: function \w+",

@@ -9,7 +9,7 @@ import pytest
 
 from kvfree_sim.config import ConfigError
 from kvfree_sim.experiments import plot_trace
-from kvfree_sim.trace.plot import choose_lanes, read_trace
+from kvfree_sim.trace.plot import choose_lanes, read_trace, untraced
 
 from tracekit import traced_run
 
@@ -78,6 +78,15 @@ def test_plot_trace_without_sched_events(tmp_path: Path):
     out = tmp_path / "t.png"
     assert run_cmd(str(path), "--out", str(out)) == 0
     assert out.read_bytes().startswith(PNG_MAGIC)
+    assert untraced(read_trace(str(path))) == {"work"}
+
+
+def test_panels_know_what_the_trace_left_out(traced, tmp_path: Path):
+    """An empty panel must read as 'not traced', not as zero, when --trace-events left its events out."""
+    assert untraced(read_trace(str(traced[1]))) == set()
+    path = tmp_path / "sched.trace"
+    traced_run(path, events="sched:*")
+    assert untraced(read_trace(str(path))) == {"memory", "cache", "work", "vmscan"}
 
 
 @pytest.mark.parametrize("argv, match", [

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -151,4 +155,45 @@ def test_cli_bad_trace_specs(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     assert main(_run_args(path, *extra)) == 2
     err = capsys.readouterr().err
     assert err.startswith("kvfree-sim: error: ") and extra[0] in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("extra", [["--trace-events", "sched:*"], ["--trace-window", "0:1"]])
+def test_cli_trace_selection_without_a_trace_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         extra: list[str]):
+    args = _run_args(tmp_path / "cli.trace", *extra)
+    i = args.index("--trace")
+    del args[i:i + 2]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("kvfree-sim: error: ") and "--trace" in err
+
+
+def test_cli_window_after_the_run_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    path = tmp_path / "cli.trace"
+    assert main(_run_args(path, "--trace-window", "500:")) == 0
+    head, lines = read_lines(path)
+    assert head[0] == "# tracer: nop" and lines == []
+    assert "kvfree-sim: note: the trace window starts at 500 s, after the run ended" in capsys.readouterr().err
+
+
+def test_sigterm_removes_the_partial_trace(tmp_path: Path):
+    """kill(1) of a traced run: the streamed body file goes, the target never appears, status 143."""
+    path = tmp_path / "big.trace"
+    args = ["run", "--variant", "v5.11+v3", "--cpus", "2", "--memory", "512M", "--profile", "qemu-tcg-6.1",
+            "--bootargs", "rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=16 rcuscale.kfree_loops=100000",
+            "--trace", str(path)]
+    proc = subprocess.Popen([sys.executable, "-m", "kvfree_sim", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.name.endswith(".body") for p in tmp_path.iterdir()):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the trace never started streaming"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert list(tmp_path.iterdir()) == []

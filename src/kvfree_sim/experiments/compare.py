@@ -38,7 +38,6 @@ from ..config import ConfigError, RunConfig
 
 EXIT_OK = 0
 EXIT_RUN_ERROR = 1  # a simulation raised (a bug in the model, not in the input)
-EXIT_INTERRUPTED = 130
 
 DEFAULT_RUNS = 5
 DEFAULT_SAMPLE_MS = 10.0
@@ -110,6 +109,9 @@ def make_plan(args: argparse.Namespace) -> Plan:
         variants.append(cfgs[0].variant)
         configs += cfgs
     jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
+    if not args.trace_first_run and (args.trace_events is not None or args.trace_window is not None):
+        raise ConfigError("--trace-events and --trace-window select what --trace-first-run writes: "
+                          "give --trace-first-run")
     if args.trace_first_run:
         from ..trace.ftrace import parse_events, parse_window
 
@@ -391,6 +393,7 @@ def cmd_compare(args: argparse.Namespace, executor_factory: Callable[[int], Exec
             raise
         report = report_data(plan, outputs)
         written = write_outputs(plan, outputs, report, _summary(plan, outputs))
+        written += [Path(p) for p in map(plan.trace_path, plan.configs) if p and os.path.exists(p)]
     if args.json:
         print(json.dumps(report, indent=1))
     else:
@@ -401,6 +404,8 @@ def cmd_compare(args: argparse.Namespace, executor_factory: Callable[[int], Exec
 
 def _run(args: argparse.Namespace) -> int:
     """The parser's func: Ctrl-C ends with 130 and no traceback."""
+    from ..cli import EXIT_INTERRUPTED
+
     try:
         return cmd_compare(args)
     except KeyboardInterrupt:

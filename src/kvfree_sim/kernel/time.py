@@ -126,20 +126,26 @@ class HrTimer:
         Simulator.cancel(self._ev)
         delay = max(delay_ns, cpu.kernel.costs_hrtimer_min_delta)
         if cpu.tracer is not None:
+            if self._ev is not None:  # remove_hrtimer() of a queued timer
+                cpu.tracer.hrtimer_cancel(cpu, self)
             cpu.tracer.hrtimer_start(cpu, self, cpu.sim.now + delay)
         self._ev = cpu.sim.after(delay, self._expire, None, PRIO_HARDIRQ)
 
-    def cancel(self) -> bool:
-        """hrtimer_cancel(): True if the timer was queued."""
+    def cancel(self, by: "Cpu | None" = None) -> bool:
+        """hrtimer_cancel() called on ``by`` (default: the timer's CPU): True if the timer was queued."""
         was = self.active()
         Simulator.cancel(self._ev)
         self._ev = None
+        if was and self.cpu.tracer is not None:
+            self.cpu.tracer.hrtimer_cancel(by or self.cpu, self)
         return was
 
     def _expire(self, _: object) -> None:
         self._ev = None
         cpu = self.cpu
         if cpu.tracer is not None:
+            # __run_hrtimer(): debug_deactivate() traces hrtimer_cancel before the expiry
+            cpu.tracer.hrtimer_cancel(cpu, self, expiring=True)
             cpu.tracer.hrtimer_expire(cpu, self)
         cpu.hardirq(self.function, self)
 

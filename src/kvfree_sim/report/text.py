@@ -48,7 +48,8 @@ def run_report(r: "RunResult") -> str:
                  f"cache hits {c['cache_hit']}, misses {c['head_fallback'] + c['direct_alloc'] + c['direct_alloc_fail']}")
     lines.append(f"refill worker: runs {c['fill_runs']}, pages {c['fill_pages']}, failed {c['fill_fail']}; "
                  f"kicked by hrtimer {c['worker_hrtimer']}, as delayed work {c['worker_delayed']}")
-    lines.append(f"shrinker: count {c['shrink_count']}, scan {c['shrink_scan']}, scan reported {c['scan_freed']}, "
+    lines.append(f"shrinker: count {c['shrink_count']} ({mm['shrink_slab_counted']} found objects: one "
+                 f"mm_shrink_slab_start/_end pair each), scan {c['shrink_scan']}, scan reported {c['scan_freed']}, "
                  f"drained pages {c['drained_pages']} ({c['refill_drained_unused']} refilled and drained unused)")
     lines.append(f"memory: free {mb(mm['free_pages_min'])} at the lowest (low watermark {mb(mm['wmark_low_pages'])}), "
                  f"{mb(mm['free_pages_end'])} at the end (+{mb(mm['pcp_pages_end'])} on per-CPU lists), "

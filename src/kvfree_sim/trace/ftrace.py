@@ -78,7 +78,7 @@ FLUSH_LINES = 8192
 #: Every event the tracer can write, by ftrace subsystem (``events/<subsystem>/<event>``).
 EVENTS: dict[str, tuple[str, ...]] = {
     "sched": ("sched_switch", "sched_wakeup"),
-    "timer": ("hrtimer_start", "hrtimer_expire_entry"),
+    "timer": ("hrtimer_start", "hrtimer_cancel", "hrtimer_expire_entry"),
     "workqueue": ("workqueue_queue_work", "workqueue_execute_start", "workqueue_execute_end"),
     "vmscan": ("mm_shrink_slab_start", "mm_shrink_slab_end", "mm_vmscan_direct_reclaim_begin",
                "mm_vmscan_direct_reclaim_end", "mm_vmscan_kswapd_wake"),
@@ -240,6 +240,7 @@ class FtraceTracer(Tracer):
         self.e_switch = on("sched:sched_switch")
         self.e_wakeup = on("sched:sched_wakeup")
         self.e_hr_start = on("timer:hrtimer_start")
+        self.e_hr_cancel = on("timer:hrtimer_cancel")
         self.e_hr_expire = on("timer:hrtimer_expire_entry")
         self.e_wq_queue = on("workqueue:workqueue_queue_work")
         self.e_wq_start = on("workqueue:workqueue_execute_start")
@@ -541,6 +542,13 @@ class FtraceTracer(Tracer):
                    f"hrtimer_start: hrtimer={self._ptr(timer)} function={self._fn_name(timer, 'function')} "
                    f"expires={expires_ns} softexpires={expires_ns} mode=REL was_armed={was_armed}")
 
+    def hrtimer_cancel(self, cpu: "Cpu", timer: Any, expiring: bool = False) -> None:
+        now = self._sim.now
+        if not self.e_hr_cancel or not self._in(now):
+            return
+        self._line(now, cpu.id, cpu.curr, self._flags(cpu, True, 1, "hardirq" if expiring else None),
+                   f"hrtimer_cancel: hrtimer={self._ptr(timer)}")
+
     def hrtimer_expire(self, cpu: "Cpu", timer: Any) -> None:
         now = self._sim.now
         if not self.e_hr_expire or not self._in(now):
@@ -791,6 +799,13 @@ class FtraceTracer(Tracer):
                 _unlink(self._body_path)
             self._buf = []
             self._closed = True
+
+    def window_note(self) -> str | None:
+        """After close(): why a windowed trace holds no event, if it starts after the run ended."""
+        if self._sim is None or self.t0 <= self._sim.now:
+            return None
+        return (f"the trace window starts at {self.t0 / NSEC_PER_SEC:g} s, after the run ended at "
+                f"{self._sim.now / NSEC_PER_SEC:.6f} s: {self.path} holds only the header")
 
     def abort(self) -> None:
         """The run failed: leave nothing behind."""

@@ -38,6 +38,9 @@ class Tracer:
     def hrtimer_start(self, cpu: "Cpu", timer: Any, expires_ns: int) -> None:
         """An hrtimer armed on ``cpu`` to fire at ``expires_ns``."""
 
+    def hrtimer_cancel(self, cpu: "Cpu", timer: Any, expiring: bool = False) -> None:
+        """A queued hrtimer leaves the queue: cancelled, re-armed, or (``expiring``) about to run."""
+
     def hrtimer_expire(self, cpu: "Cpu", timer: Any) -> None:
         """hrtimer_expire_entry: its callback runs now in hardirq on ``cpu``."""
 

@@ -291,6 +291,31 @@ def _cumulative(times: list[int], t_start: int, t_end: int) -> tuple[list[float]
     return xs, ys
 
 
+def _seen(tl: Timeline, *events: str) -> bool:
+    """Whether the trace holds any of ``events`` (an empty panel then means zero, not unrecorded)."""
+    return any(tl.event_counts.get(e) for e in events)
+
+
+def untraced(tl: Timeline) -> set[str]:
+    """What the plot cannot show because the trace does not hold its events (``--trace-events``):
+    "memory" and "cache" (counter lines), "work" (work items), "vmscan" (reclaim and shrinker)."""
+    missing = set()
+    if "free_pages" not in tl.counters:
+        missing.add("memory")
+    if not any(name.startswith("kvfree_cache_cpu") for name in tl.counters):
+        missing.add("cache")
+    if not _seen(tl, "workqueue_execute_start"):
+        missing.add("work")
+    if not _seen(tl, "mm_shrink_slab_end", "mm_shrink_slab_start", "mm_vmscan_direct_reclaim_begin",
+                 "mm_vmscan_kswapd_wake"):
+        missing.add("vmscan")
+    return missing
+
+
+def _absent(ax: Any, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=9, color="#666666")
+
+
 def plot_timeline(tl: Timeline, out: str, max_lanes: int = 16, title: str | None = None) -> list[int]:
     """Draw ``tl`` into the PNG ``out``; returns the CPUs drawn as lanes."""
     import matplotlib
@@ -298,6 +323,7 @@ def plot_timeline(tl: Timeline, out: str, max_lanes: int = 16, title: str | None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
 
     lanes = choose_lanes(tl, max_lanes)
     t_start = tl.t_first or 0
@@ -330,7 +356,10 @@ def plot_timeline(tl: Timeline, out: str, max_lanes: int = 16, title: str | None
         ax_l.text(0.5, 0.5, "no sched_switch events in this trace", transform=ax_l.transAxes,
                   ha="center", va="center")
     used = {cat for cpu in lanes for _, _, cat in tl.runs.get(cpu, ())}
-    handles = [Patch(color=c, label=label) for k, label, c in CATEGORIES if k in used]
+    missing = untraced(tl)
+    wq_traced = "work" not in missing
+    handles = [Patch(color=c, label=label if wq_traced or k != "kworker" else "kworker (work items not traced)")
+               for k, label, c in CATEGORIES if k in used]
     if any(tl.reclaim.get(cpu) for cpu in lanes):
         handles.append(Patch(color=RECLAIM_COLOUR, label="direct reclaim (try_to_free_pages)"))
     if handles:
@@ -354,6 +383,8 @@ def plot_timeline(tl: Timeline, out: str, max_lanes: int = 16, title: str | None
     ax_mem.set_title("free memory", fontsize=9, loc="left")
     if drew:
         ax_mem.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
+    else:
+        _absent(ax_mem, "no free-page counters (tracing_mark_write C|...) in this trace")
 
     # kvfree_rcu page cache
     cached = _summed(tl, "kvfree_cache_cpu")
@@ -361,25 +392,32 @@ def plot_timeline(tl: Timeline, out: str, max_lanes: int = 16, title: str | None
         xs, ys = _steps(cached, t_end)
         ax_cache.step(xs, ys, where="post", color="#dd8452", lw=1.2, label="cached pages, all CPUs")
         ax_cache.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
+    else:
+        _absent(ax_cache, "no kvfree_cache_cpu counters (tracing_mark_write C|...) in this trace")
     ax_cache.set_ylabel("pages")
     ax_cache.set_title("kvfree_rcu page cache (krcp->nr_bkv_objs summed over CPUs)", fontsize=9, loc="left")
     ax_cache.set_ylim(bottom=0)
 
     # cumulative refill runs (left axis) and shrinker calls (right axis: far fewer)
+    fills = str(len(tl.fill_starts)) if wq_traced else "not traced (no workqueue events)"
     xs, ys = _cumulative(tl.fill_starts, t_start, t_end)
     (l1,) = ax_cum.step(xs, ys, where="post", color="#dd8452", lw=1.2,
-                        label=f"refill runs (fill_page_cache_func), left: {len(tl.fill_starts)}")
+                        label=f"refill runs (fill_page_cache_func), left: {fills}")
     ax_cum.set_ylabel("refill runs\n(cumulative)", color="#b8602a")
-    ax_cum.set_ylim(bottom=0)
+    ax_cum.set_ylim(bottom=0, top=max(1.0, len(tl.fill_starts) * 1.05))
     ax_sh = ax_cum.twinx()
+    shrinks = str(len(tl.shrink_ends)) if "vmscan" not in missing else "0 (or vmscan events not traced)"
     xs, ys = _cumulative(tl.shrink_ends, t_start, t_end)
     (l2,) = ax_sh.step(xs, ys, where="post", color="#c44e52", lw=1.2,
-                       label=f"shrinker calls (mm_shrink_slab_end), right: {len(tl.shrink_ends)}")
+                       label=f"shrinker calls (mm_shrink_slab_end), right: {shrinks}")
     ax_sh.set_ylabel("shrinker calls\n(cumulative)", color="#c44e52")
     ax_sh.set_ylim(bottom=0, top=max(1.0, len(tl.shrink_ends) * 1.05))
+    for ax in (ax_cum, ax_sh):
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax_cum.set_title("the cycle: shrinker calls drain the caches, refill runs fill them again",
                      fontsize=9, loc="left")
-    ax_cum.legend(handles=[l1, l2], loc="upper left", bbox_to_anchor=(1.07, 1.0), fontsize=8, frameon=False)
+    # inside the panel: both curves start at 0 on the left, and outside it would cover the twin axis label
+    ax_cum.legend(handles=[l1, l2], loc="upper left", fontsize=8, framealpha=0.85)
     ax_cum.set_xlabel("simulated time (s)")
     ax_cum.set_xlim(t_start / NSEC_PER_SEC, t_end / NSEC_PER_SEC)
     for ax in axes:
@@ -391,4 +429,5 @@ def plot_timeline(tl: Timeline, out: str, max_lanes: int = 16, title: str | None
     return lanes
 
 
-__all__ = ["CATEGORIES", "LINE_RE", "Timeline", "choose_lanes", "parse_lines", "plot_timeline", "read_trace"]
+__all__ = ["CATEGORIES", "LINE_RE", "Timeline", "choose_lanes", "parse_lines", "plot_timeline", "read_trace",
+           "untraced"]

@@ -100,7 +100,7 @@ class Vmscan:
         p = kernel.profile
         self.shrink_node_ns = p.ns("shrink_node_ns")
         self.stats = {"kswapd_runs": 0, "kswapd_passes": 0, "direct_reclaims": 0, "direct_reclaim_ns": 0,
-                      "shrink_slab_calls": 0}
+                      "shrink_slab_calls": 0, "shrink_slab_counted": 0}
         self.direct_ns_by_task: dict[int, int] = {}
 
     def start(self) -> None:
@@ -127,6 +127,7 @@ class Vmscan:
         sc.cost_ns = 0
         if freeable == 0 or freeable == SHRINK_EMPTY:
             return freeable
+        self.stats["shrink_slab_counted"] += 1  # the calls that reach the tracepoints
         nr = s.nr_deferred
         s.nr_deferred = 0
         if s.seeks:

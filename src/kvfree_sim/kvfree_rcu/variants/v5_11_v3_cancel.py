@@ -43,7 +43,7 @@ class V5_11_V3_Cancel(V5_11_V3):
 
     def shrink_count_cpu(self, krcp: KfreeRcuCpu, sc: "ShrinkControl") -> int:
         count = super().shrink_count_cpu(krcp, sc)
-        if krcp.hrtimer.cancel() | cancel_work(krcp.page_cache_work):
+        if krcp.hrtimer.cancel(sc.cpu) | cancel_work(krcp.page_cache_work):
             self.refill_cancelled[krcp.cpu.id] = True
             self.c["cancelled_refills"] += 1
         return count
