@@ -246,8 +246,9 @@ def pressure_sentence(stats: Sequence[VariantStats]) -> str:
     if len(calm) == len(stats):
         return (f"No variant's free memory fell below {NO_PRESSURE_WMARKS:g}x its low watermark and no task "
                 "entered direct reclaim: these runs had no sustained memory pressure, so the shrinker had "
-                "little reason to run and a drain-and-refill circle could not form. A smaller --memory "
-                "(or more threads) moves the runs towards the edge.")
+                "little reason to run and a drain-and-refill circle could not form. A smaller --memory, "
+                "more threads, or grace periods held up for longer (a host that preempts a busy vCPU for "
+                "tens of ms: objects keep coming while none is freed) move the runs towards the edge.")
     if calm:
         return ("Without memory pressure (free memory above "
                 f"{NO_PRESSURE_WMARKS:g}x the low watermark, no direct reclaim): "
