@@ -157,7 +157,7 @@ def test_a_fit_recovers_a_known_factor(tmp_path: Path, capsys: pytest.CaptureFix
     (["--out", "OUT", "--max-evals", "0"], "--max-evals must be at least 1"),
     (["--out", "OUT", "--configs", "-1"], "--configs must be 0"),
     (["--out", "OUT", "--grid", "1"], "--grid needs at least 2 points"),
-    (["--out", "OUT", "--grid", "3", "--max-evals", "8"], "is 2187 evaluations, more than --max-evals 8"),
+    (["--out", "OUT", "--grid", "3", "--max-evals", "8"], "is 6561 evaluations, more than --max-evals 8"),
 ])
 def test_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture, argv: list[str], message: str) -> None:
     argv = [str(tmp_path / "p.json") if a == "OUT" else a for a in argv]

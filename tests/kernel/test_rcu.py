@@ -8,7 +8,7 @@ import pytest
 from kvfree_sim.kernel.rcu import (
     rcu_seq_diff, rcu_seq_done, rcu_seq_endval, rcu_seq_snap, rcu_seq_start, rcu_seq_state,
 )
-from kvfree_sim.kernel.sched import SLEEP
+from kvfree_sim.kernel.sched import SLEEP, wake_task
 
 from ktest import MSEC, USEC, at, hog, spawn
 
@@ -198,3 +198,31 @@ def test_synchronize_rcu_blocks_the_caller_until_a_gp_has_passed(make_kernel) ->
     assert t1 >= gp_end > t0
     # while the caller slept, the other task had the CPU
     assert other.sum_exec >= (t1 - t0) - 100 * USEC
+
+
+def test_a_context_switch_is_a_quiescent_state_a_later_preempt_off_tick_reports(make_kernel) -> None:
+    """rcu_note_context_switch() -> rcu_qs() records a quiescent state at a context switch
+    after the CPU noticed the GP; the next tick's softirq reports it even if that tick
+    finds preemption disabled (the creator of rcuscale's threads: it sleeps in
+    kthread_create() between console lines it writes with preemption off)."""
+    kernel = make_kernel(ncpus=2)
+    spawn(kernel, "hog0", hog, cpu=0)
+    spawn(kernel, "hog1", hog, cpu=1, nice=19)  # CPU 1 never idles: the FQS scan cannot help
+
+    def printer(me):
+        while True:
+            me.preempt_off = True
+            yield 3 * MSEC - 100 * USEC  # a console line
+            yield SLEEP  # kthread_create(): waits for kthreadd
+
+    t = spawn(kernel, "printer", printer, cpu=1)
+
+    def wake_printer(_: object) -> None:
+        wake_task(t)
+        kernel.sim.after(3 * MSEC, wake_printer, None)
+
+    kernel.sim.at(3 * MSEC - 50 * USEC, wake_printer, None)
+    start, end = one_gp(kernel)
+    # without the recorded switch the printer's CPU (never preemptible at a tick) would
+    # hold the GP for the whole 100 ms
+    assert end - start <= 8 * MSEC

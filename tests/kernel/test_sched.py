@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kvfree_sim.kernel.sched import SLEEP, CfsParams, nice_to_weight, sysctl_factor, wake_task
+from kvfree_sim.kernel.sched import SLEEP, CfsParams, nice_to_weight, set_cpus_allowed_ptr, sysctl_factor, wake_task
 from kvfree_sim.kernel.time import HrTimer
 from kvfree_sim.kernel.workqueue import WorkStruct
 
@@ -250,3 +250,22 @@ def test_tick_preemption_alternates_equal_tasks_by_slices(make_kernel) -> None:
     lengths = [ran for name, ran in runs if name in ("a", "b")][2:]
     assert len(lengths) > 20
     assert all(3 * MSEC <= ran <= 4 * MSEC for ran in lengths), lengths
+
+
+def test_set_cpus_allowed_ptr_moves_the_running_task(make_kernel) -> None:
+    """A task that pins itself elsewhere leaves its CPU and runs on the new one from then on."""
+    kernel = make_kernel(ncpus=2)
+    ran_on: list[int] = []
+
+    def body(me):
+        ran_on.append(me.cpu.id)
+        yield from set_cpus_allowed_ptr(me, kernel.cpus[1])
+        ran_on.append(me.cpu.id)
+        yield 1 * MSEC
+        ran_on.append(me.cpu.id)
+        yield from set_cpus_allowed_ptr(me, kernel.cpus[1])  # already there: nothing to do
+        yield SLEEP
+
+    t = spawn(kernel, "mover", body, cpu=0)
+    kernel.sim.run(until=5 * MSEC)
+    assert ran_on == [0, 1, 1] and t.pinned is kernel.cpus[1]

@@ -108,3 +108,47 @@ def test_kfree_scale_init_creates_the_threads_one_after_the_other():
                             "kthread_create_ns": 500_000.0})
     assert Machine(cfg, profile=profile, tracer=Wakeups()).run().outcome == "completed"
     assert [wakeups[c] - wakeups[0] for c in range(4)] == [k * 500_000 for k in range(4)]
+
+
+def _start_lines(verbose: int, char_ns: float) -> tuple[list[tuple[int, str]], list[int]]:
+    """The console, and when each thread was created (its first wakeup)."""
+    starts: dict[int, int] = {}
+
+    class Starts(Tracer):
+        def attach(self, machine):  # type: ignore[no-untyped-def]
+            self.sim = machine.kernel.sim
+
+        def sched_wakeup(self, cpu, task):  # type: ignore[no-untyped-def]
+            if task.name == "kfree_scale_thread":
+                starts.setdefault(task.pid, self.sim.now)
+
+    cfg = make_config("v5.11", cpus=4, bootargs="rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=4 "
+                      f"rcuscale.kfree_loops=1 rcuscale.kfree_alloc_num=10 rcuscale.verbose={verbose}")
+    profile = make_profile({"kmalloc_ns": 20.0, "kvfree_call_rcu_ns": 20.0, "console_char_ns": char_ns})
+    m = Machine(cfg, profile=profile, tracer=Starts())
+    assert m.run().outcome == "completed"
+    return m.kernel.console, sorted(starts.values())
+
+
+def test_verbose_threads_start_a_console_line_pair_apart():
+    """kfree_scale_init() prints "Creating ..." per thread (torture_create_kthread()) and each
+    thread "... task started" before its start time, both through the serial console: on a
+    slow console the threads start about two lines' time apart, as in the calibration logs
+    (4.6-4.9 ms under QEMU TCG)."""
+    console, starts = _start_lines(1, 10_000.0)
+    texts = [t for _, t in console]
+    assert texts[0] == "kfree object size=24"
+    assert texts.count("rcu-torture: Creating kfree_scale_thread task") == 4
+    assert texts.count("rcu-scale: kfree_scale_thread task started") == 4
+    pair_ns = (45 + 17 + 42 + 17) * 10_000  # both lines with timestamp and CRLF
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    # the first thread's line may queue behind the second "Creating"; then a pair apart
+    assert gaps[1:] == [pair_ns] * 2 and pair_ns // 2 <= gaps[0] <= pair_ns, gaps
+
+
+def test_quiet_threads_start_together():
+    """rcuscale.verbose=0: no line per thread, so nothing spaces their starts but the creation."""
+    console, starts = _start_lines(0, 10_000.0)
+    assert [t for _, t in console][:1] == ["kfree object size=24"]
+    assert not any("kfree_scale_thread" in t for _, t in console[:-1])
+    assert starts[-1] - starts[0] < 100_000

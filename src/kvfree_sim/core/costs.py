@@ -59,6 +59,9 @@ COSTS: dict[str, str] = {
     "shrink_node_ns": "one shrink_node() pass with nothing on the LRU lists (lruvec walk, vmstat)",
     "slowpath_retry_ns": "one __alloc_pages_slowpath() retry round besides reclaim (freelist scans, checks)",
     "oom_kill_ns": "out_of_memory(): task scan and report",
+    # the console
+    "console_char_ns": "serial console output per character printed (timestamp and CRLF included): "
+                       "the 8250 driver polls LSR and writes THR with interrupts off",
     # the hypervisor
     "vcpu_steal_per_s": "times per second the host deschedules a vCPU (Poisson), 0 on a dedicated host",
     "vcpu_steal_ns": "mean length of such a pause (exponential); the vCPU runs nothing, not even its tick",

@@ -1,7 +1,7 @@
 """kvfree-sim calibrate: fit a machine profile's costs to measured runs.
 
 ``kvfree-sim calibrate RUNS.csv --out PROFILE.json [--name NAME] [--profile START]
-[--groups per_object,slab,allocator,sched_irq,reclaim,steal,steal_pause] [--configs N] [--runs N] [--max-evals N]
+[--groups per_object,slab,allocator,sched_irq,reclaim,console,steal,steal_pause] [--configs N] [--runs N] [--max-evals N]
 [--grid N]``
 
 What is fitted.  Only entries of :data:`~kvfree_sim.core.costs.COSTS` (CPU costs
@@ -18,6 +18,8 @@ scale factor applied to the starting profile's values (see :data:`GROUPS`):
 - ``sched_irq``: context switches, wake-ups, interrupts, timers, workqueues and
   RCU's grace-period machinery (dominated by exits and timer emulation in a VM);
 - ``reclaim``: shrinker, reclaim and OOM-killer work;
+- ``console``: the serial console's time per character (``console_char_ns``;
+  better measured from a console log's line spacing than fitted);
 - ``steal``: how often the host deschedules a vCPU (``vcpu_steal_per_s``);
 - ``steal_pause``: how long such a pause lasts (``vcpu_steal_ns``).  Medians
   of time cannot tell rate and length apart, but the share of runs that run
@@ -102,6 +104,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "sched_irq": ("context_switch_ns", "wakeup_ns", "hardirq_ns", "softirq_ns", "hrtimer_min_delta_ns",
                   "work_item_ns", "kthread_create_ns", "rcu_cb_ns", "rcu_gp_init_ns", "rcu_gp_per_cpu_ns"),
     "reclaim": ("shrinker_per_cpu_ns", "shrink_node_ns", "slowpath_retry_ns", "oom_kill_ns"),
+    "console": ("console_char_ns",),
     "steal": ("vcpu_steal_per_s",),
     "steal_pause": ("vcpu_steal_ns",),
 }

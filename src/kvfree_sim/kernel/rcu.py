@@ -132,6 +132,7 @@ class Rcu:
         self.nr_unaccel = 0
         self.qs_pending: set[int] = set()
         self.noticed: list[bool] = [False] * ncpus
+        self.noticed_at: list[int] = [0] * ncpus  # when each CPU noticed the current GP
         self.fqs_snap: list[int] = [0] * ncpus
         self._tick_ev: Event | None = None
         self.gp_started_at = 0
@@ -185,14 +186,20 @@ class Rcu:
                     continue  # dyntick-idle, no tick: left to the FQS scan
                 if cpu.paused_until > self.sim.now:
                     continue  # a descheduled vCPU takes no tick
-                if curr is not None and (curr.preempt_off or curr.irqs_off):
-                    # rcu_flavor_sched_clock_irq(): preemption disabled (or the
-                    # tick held off by irqs-off) is no quiescent state.
-                    continue
-                if self.noticed[cid]:
-                    self._report_qs(cid)
-                else:
+                if curr is not None and curr.irqs_off:
+                    continue  # the tick waits for interrupts to come back on
+                if not self.noticed[cid]:
                     self.noticed[cid] = True
+                    self.noticed_at[cid] = self.sim.now
+                    continue
+                if (curr is not None and curr.preempt_off
+                        and cpu.curr_since <= self.noticed_at[cid]):
+                    # rcu_flavor_sched_clock_irq(): preemption disabled is no
+                    # quiescent state; a context switch since the CPU noticed
+                    # the GP was one (rcu_note_context_switch() -> rcu_qs()),
+                    # and this tick's softirq reports it.
+                    continue
+                self._report_qs(cid)
         self._invoke_ready()
         if self.nr_unaccel or self._busy_pending() or self._has_ready():
             self._need_tick()
@@ -298,6 +305,7 @@ class Rcu:
             self.noticed = [False] * ncpus
             assert me.cpu is not None
             self.noticed[me.cpu.id] = True
+            self.noticed_at[me.cpu.id] = self.sim.now
             self._need_tick()
             # rcu_gp_fqs_loop()
             first = True

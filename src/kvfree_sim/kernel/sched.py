@@ -729,6 +729,21 @@ class Cpu:
         self._maybe_tick()
 
 
+def set_cpus_allowed_ptr(t: Task, cpu: Cpu) -> Generator[Any, Any, None]:
+    """set_cpus_allowed_ptr(current, cpumask_of(cpu)) by the running task ``t``: from
+    now on it runs on ``cpu`` only; if it is elsewhere, the migration stopper moves
+    it there (it leaves this CPU and is enqueued on ``cpu`` at once)."""
+    t.pinned = cpu
+    if t.cpu is cpu:
+        return
+    t.kernel.sim.at(t.kernel.sim.now, _migrated, t, PRIO_NORMAL)
+    yield SLEEP
+
+
+def _migrated(t: Task) -> None:
+    wake_task(t)
+
+
 def wake_task(t: Task, value: Any = None) -> bool:
     """try_to_wake_up(): make a sleeping task runnable on its (chosen) CPU."""
     if t.exited:

@@ -50,6 +50,8 @@ class Kernel:
         self._pid = 0
         self.tasks: list[Task] = []
         self.console: list[tuple[int, str]] = []  # printk() lines: (ns, text)
+        self.console_char_ns = profile.costs["console_char_ns"]
+        self.console_busy_until = 0  # when the serial console has written every line so far
         self.cpus = [Cpu(self, i) for i in range(ncpus)]
         # pid 1: the guest's init, asleep for the whole run (kvm.sh's initrd)
         self.init_task = Task(self, "init", _sleep_forever, kthread=False, boot=True)
@@ -131,10 +133,31 @@ class Kernel:
 
     # -- the end ------------------------------------------------------------------------
 
-    def printk(self, text: str) -> None:
+    def printk(self, text: str, task: Task | None = None) -> None:
+        """Log a line (its timestamp is now, as vprintk_emit() takes it), at no CPU cost."""
         self.console.append((self.sim.now, text))
         if self.tracer is not None:
-            self.tracer.console(self.sim.now, text)
+            self.tracer.console(self.sim.now, text, task)
+
+    def printk_from(self, task: Task, text: str) -> Generator[Any, Any, None]:
+        """printk() from ``task``, which also writes the line to the serial console.
+
+        kernel/printk/printk.c (v5.11, v6.1): vprintk_emit() stores the record, then,
+        with preemption disabled, the caller takes the console
+        (console_trylock_spinning(): it spins while another CPU's line goes out)
+        and console_unlock() writes it.  The console writes ``"[%5lu.%06lu] "``,
+        the text and CRLF, ``console_char_ns`` a character; lines go out in order.
+        The kernel also turns interrupts off for each record; here they stay on,
+        so the tick comes on time rather than at the end of the record.
+        """
+        self.printk(text, task)
+        now = self.sim.now
+        start = max(now, self.console_busy_until)
+        self.console_busy_until = start + round((len(text) + 17) * self.console_char_ns)
+        spin_and_write = self.console_busy_until - now
+        if spin_and_write > 0:
+            task.preempt_off = True
+            yield spin_and_write
 
     def panic(self, message: str) -> None:
         """panic(): the machine stops here."""

@@ -747,15 +747,15 @@ class FtraceTracer(Tracer):
                    f"mark_victim: pid={task.pid} comm={task.name[:15]} total-vm={kb}kB anon-rss={kb}kB "
                    f"file-rss:0kB shmem-rss:0kB uid=0 pgtables=0kB oom_score_adj=0")
 
-    def console(self, t_ns: int, text: str) -> None:
+    def console(self, t_ns: int, text: str, task: "Task | None" = None) -> None:
         if self._sim is None:
             self._early.append((t_ns, text))
             return
         if not self.e_console or not self._in(t_ns):
             return
-        cpu = self._cpus[0]
+        cpu = task.cpu if task is not None and task.cpu is not None else self._cpus[0]
         text = text.replace("\n", " ")
-        self._line(t_ns, 0, cpu.curr, self._flags(cpu, False, 0),
+        self._line(t_ns, cpu.id, cpu.curr, self._flags(cpu, False, 0),
                    f"console: [{self._ts(t_ns)}] {text}")
 
     # -- the end ----------------------------------------------------------------------------------

@@ -90,5 +90,5 @@ class Tracer:
     def mark_victim(self, task: "Task") -> None:
         """The OOM killer chose ``task``."""
 
-    def console(self, t_ns: int, text: str) -> None:
-        """A printk() line."""
+    def console(self, t_ns: int, text: str, task: "Task | None" = None) -> None:
+        """A printk() line (from ``task``, when the model knows which)."""

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Final, Generator
 
 from ..kernel.mm.gfp import GFP_KERNEL
 from ..kernel.rcu import rcu_seq_diff
-from ..kernel.sched import MAX_NICE, Chunk, Task, wake_task
+from ..kernel.sched import MAX_NICE, Chunk, Task, set_cpus_allowed_ptr, wake_task
 
 if TYPE_CHECKING:
     from ..kernel.mm.slab import KmemCache, SlabCpu
@@ -107,10 +107,10 @@ class KfreeScaleTest:
         self.done = False
         self.enomem = False
         self.objects_done = 0
-        kernel.printk(f"kfree object size={self.size}")
+        self.verbose = bool(params["verbose"])
         for me in range(self.nthreads):
-            cpu = kernel.cpus[me % ncpus]
-            t = Task(kernel, "kfree_scale_thread", self._thread_fn(me), nice=MAX_NICE, pinned=cpu)
+            # a new kthread: nice 0, any CPU, until it pins itself and lowers its priority
+            t = Task(kernel, "kfree_scale_thread", self._thread_fn(me))
             self.threads.append(t)
 
     def start(self) -> None:
@@ -119,13 +119,21 @@ class KfreeScaleTest:
         wake_task(init)
 
     def kfree_scale_init(self, task: Task) -> Generator[Any, Any, None]:
-        """The loop of ``torture_create_kthread(kfree_scale_thread, ...)``: one thread
-        after the other, each running as soon as it is created, so the threads (and
-        with them each CPU's monitor timer) start ``kthread_create_ns`` apart rather
-        than in the same instant.  The initcall's wait for all of them to start
-        (``schedule_timeout_uninterruptible(1)`` polling) costs nothing here."""
-        cost = self.kernel.profile.ns("kthread_create_ns")
+        """kfree_scale_init(): ``pr_alert("kfree object size=%zu\n", ...)``, then the
+        loop of ``torture_create_kthread(kfree_scale_thread, ...)``, one thread after
+        the other, each running as soon as it is created.  With ``rcuscale.verbose``
+        (the default) each creation prints ``rcu-torture: Creating
+        kfree_scale_thread task`` and each thread ``rcu-scale: kfree_scale_thread
+        task started`` before it takes its start time: on a slow serial console
+        the threads (and with them each CPU's monitor timer) start milliseconds
+        apart, as in the calibration logs.  The initcall's wait for all of them to
+        start (``schedule_timeout_uninterruptible(1)`` polling) costs nothing here."""
+        kernel = self.kernel
+        yield from kernel.printk_from(task, f"kfree object size={self.size}")
+        cost = kernel.profile.ns("kthread_create_ns")
         for t in self.threads:
+            if self.verbose:
+                yield from kernel.printk_from(task, "rcu-torture: Creating kfree_scale_thread task")
             yield cost
             wake_task(t)
 
@@ -146,8 +154,11 @@ class KfreeScaleTest:
         kv = self.kv
         mm = kernel.mm
         sim = kernel.sim
-        cpu = task.pinned
-        assert cpu is not None
+        if self.verbose:
+            yield from kernel.printk_from(task, "rcu-scale: kfree_scale_thread task started")
+        cpu = kernel.cpus[me % len(kernel.cpus)]
+        yield from set_cpus_allowed_ptr(task, cpu)
+        task.set_nice(MAX_NICE)
         krcp = kv.krc[cpu.id]
         slab = self.cache.cpus[cpu.id]
         calls = CallStream(self, krcp, slab, kernel.rng.stream(f"kfree_scale_thread/{me}"))
