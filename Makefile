@@ -33,8 +33,8 @@ reproduce: $(STAMP)
 
 # The same at the model's memory edge (see README): slower, the runs reclaim.
 reproduce-edge: $(STAMP)
-	$(KVFREE_SIM) compare --variants $(VARIANTS) --runs $(RUNS) --cpus 64 --memory 384M \
-	  --bootargs "$(BOOTARGS)" --out results-384M/
+	$(KVFREE_SIM) compare --variants $(VARIANTS) --runs $(RUNS) --cpus 64 --memory 352M \
+	  --bootargs "$(BOOTARGS)" --out results-352M/
 
 bench: $(STAMP)
 	$(BIN)/kvfree-sim bench
