@@ -4,8 +4,10 @@ As in v5.11 (always ``kfree_rcu(p, rh)``), v5.13-v6.1 (``kfree_rcu(p)`` or
 ``kfree_rcu(p, rh)`` at random when ``kfree_rcu_test_single ==
 kfree_rcu_test_double``, else only the one set):
 
-* ``kfree_nrealthreads = compute_real(kfree_nthreads)`` kthreads, thread
-  ``me`` pinned to CPU ``me % nr_cpu_ids`` at nice 19 (``MAX_NICE``);
+* ``kfree_nrealthreads = compute_real(kfree_nthreads)`` kthreads, created one
+  after the other; thread ``me`` starts at nice 0 on any CPU, prints ``task
+  started`` (``rcuscale.verbose``), then pins itself to CPU ``me % nr_cpu_ids``
+  and drops to nice 19 (``MAX_NICE``);
 * each does ``kfree_loops`` loops of ``kfree_alloc_num`` ``kmalloc(kfree_mult *
   sizeof(struct kfree_obj), GFP_KERNEL)`` + ``kfree_rcu()``, then
   ``cond_resched()`` (a no-op under CONFIG_PREEMPT);
