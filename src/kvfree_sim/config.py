@@ -34,6 +34,9 @@ _RCUSCALE_511: dict[str, tuple[str, Any]] = {
     "nreaders": ("int", -1),
     "nwriters": ("int", -1),
     "shutdown": ("bool", True),  # RCUSCALE_SHUTDOWN: 1 when built in (kvm.sh)
+    # kvm.sh appended rcuscale.verbose=1 (configs/rcuscale/ver_functions.sh) until
+    # "rcuscale: Disable verbose torture-test output" (March 2021, v5.13): the thread's runs
+    # printed two console lines per kfree thread.  Pass rcuscale.verbose=0 for a later kvm.sh.
     "verbose": ("int", 1),
     "writer_holdoff": ("int", 0),
     "kfree_rcu_test": ("int", 0),
