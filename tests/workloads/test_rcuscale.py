@@ -152,3 +152,17 @@ def test_quiet_threads_start_together():
     assert [t for _, t in console][:1] == ["kfree object size=24"]
     assert not any("kfree_scale_thread" in t for _, t in console[:-1])
     assert starts[-1] - starts[0] < 100_000
+
+
+def test_thread_starts_span_what_the_calibration_logs_show():
+    """With the calibration machine's profile, the 16 threads' console lines span about what
+    ../shared/calibration/linux-6.1-qemu-tcg/logs/ shows: 73.0 and 78.0 ms from the first
+    "Creating kfree_scale_thread task" to the last "kfree_scale_thread task started"."""
+    cfg = make_config("v6.1", cpus=2, memory="80M", profile="qemu-tcg-6.1", max_seconds=0.2,
+                      bootargs="rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=16 rcuscale.kfree_loops=100 "
+                               "rcuscale.kfree_alloc_num=8000 rcuscale.kfree_mult=64 rcuscale.holdoff=2")
+    m = Machine(cfg)
+    m.run()
+    times = [t for t, text in m.kernel.console if "kfree_scale_thread task" in text]
+    assert len(times) == 32
+    assert 0.8 * 73.0e6 <= times[-1] - times[0] <= 1.25 * 78.0e6
