@@ -89,29 +89,8 @@ def test_batches_count_grace_periods_between_start_and_end():
     assert r.gps > 0 and r.batches in (r.gps, r.gps + 1)
 
 
-def test_kfree_scale_init_creates_the_threads_one_after_the_other():
-    """torture_create_kthread() in a loop: thread k wakes k * kthread_create_ns after
-    the first, so the per-CPU monitors do not all fire in the same jiffy."""
-    wakeups: dict[int, int] = {}
-
-    class Wakeups(Tracer):
-        def attach(self, machine):  # type: ignore[no-untyped-def]
-            self.sim = machine.kernel.sim
-
-        def sched_wakeup(self, cpu, task):  # type: ignore[no-untyped-def]
-            if task.name == "kfree_scale_thread":
-                wakeups.setdefault(cpu.id, self.sim.now)
-
-    cfg = make_config("v5.11", cpus=4, bootargs="rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=4 "
-                      "rcuscale.kfree_loops=1 rcuscale.kfree_alloc_num=10")
-    profile = make_profile({"kmalloc_ns": 20.0, "kvfree_call_rcu_ns": 20.0, "context_switch_ns": 1000.0,
-                            "kthread_create_ns": 500_000.0})
-    assert Machine(cfg, profile=profile, tracer=Wakeups()).run().outcome == "completed"
-    assert [wakeups[c] - wakeups[0] for c in range(4)] == [k * 500_000 for k in range(4)]
-
-
-def _start_lines(verbose: int, char_ns: float) -> tuple[list[tuple[int, str]], list[int]]:
-    """The console, and when each thread was created (its first wakeup)."""
+def _creations(verbose: int = 1, **costs: float) -> tuple[list[tuple[int, str]], list[int]]:
+    """A 4-thread run: its console, and when each thread was created (its first wakeup)."""
     starts: dict[int, int] = {}
 
     class Starts(Tracer):
@@ -124,10 +103,17 @@ def _start_lines(verbose: int, char_ns: float) -> tuple[list[tuple[int, str]], l
 
     cfg = make_config("v5.11", cpus=4, bootargs="rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=4 "
                       f"rcuscale.kfree_loops=1 rcuscale.kfree_alloc_num=10 rcuscale.verbose={verbose}")
-    profile = make_profile({"kmalloc_ns": 20.0, "kvfree_call_rcu_ns": 20.0, "console_char_ns": char_ns})
+    profile = make_profile({"kmalloc_ns": 20.0, "kvfree_call_rcu_ns": 20.0, **costs})
     m = Machine(cfg, profile=profile, tracer=Starts())
     assert m.run().outcome == "completed"
     return m.kernel.console, sorted(starts.values())
+
+
+def test_kfree_scale_init_creates_the_threads_one_after_the_other():
+    """torture_create_kthread() in a loop: thread k wakes k * kthread_create_ns after
+    the first, so the per-CPU monitors do not all fire in the same jiffy."""
+    _, starts = _creations(context_switch_ns=1000.0, kthread_create_ns=500_000.0)
+    assert [t - starts[0] for t in starts] == [k * 500_000 for k in range(4)]
 
 
 def test_verbose_threads_start_a_console_line_pair_apart():
@@ -135,7 +121,7 @@ def test_verbose_threads_start_a_console_line_pair_apart():
     thread "... task started" before its start time, both through the serial console: on a
     slow console the threads start about two lines' time apart, as in the calibration logs
     (4.6-4.9 ms under QEMU TCG)."""
-    console, starts = _start_lines(1, 10_000.0)
+    console, starts = _creations(1, console_char_ns=10_000.0)
     texts = [t for _, t in console]
     assert texts[0] == "kfree object size=24"
     assert texts.count("rcu-torture: Creating kfree_scale_thread task") == 4
@@ -148,7 +134,7 @@ def test_verbose_threads_start_a_console_line_pair_apart():
 
 def test_quiet_threads_start_together():
     """rcuscale.verbose=0: no line per thread, so nothing spaces their starts but the creation."""
-    console, starts = _start_lines(0, 10_000.0)
+    console, starts = _creations(0, console_char_ns=10_000.0)
     assert [t for _, t in console][:1] == ["kfree object size=24"]
     assert not any("kfree_scale_thread" in t for _, t in console[:-1])
     assert starts[-1] - starts[0] < 100_000
