@@ -59,6 +59,8 @@ def test_a_profile_survives_a_json_round_trip() -> None:
     (lambda d: d["costs"].__setitem__("kmalloc_ns", {"value": -1, "source": "x"}), "costs.kmalloc_ns must be a number >= 0"),
     (lambda d: d["costs"].__setitem__("kmalloc_ns", {"value": True, "source": "x"}), "costs.kmalloc_ns must be a number >= 0"),
     (lambda d: d.pop("layout"), "missing section 'layout'"),
+    (lambda d: d["costs"].__setitem__("vcpu_steal_shape", {"value": 1.0, "source": "x"}),
+     "costs.vcpu_steal_shape must be 0"),
 ])
 def test_bad_profiles_are_refused(mutate, message: str) -> None:
     doc = _doc(make_profile())

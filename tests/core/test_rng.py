@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from kvfree_sim.core.rng import Rng, exponential_ns, exponential_ns_decimal
+from kvfree_sim.core.rng import Rng, exponential_ns, exponential_ns_decimal, pareto_ns, pareto_ns_decimal
 
 
 def draws(rng: Rng, name: str, n: int = 5) -> list[float]:
@@ -93,3 +93,27 @@ def test_exponential_draws_have_the_mean() -> None:
     rng = random.Random("mean")
     n = 50000
     assert abs(sum(exponential_ns(rng, 1e6) for _ in range(n)) / n - 1e6) < 0.02e6
+
+
+@pytest.mark.parametrize("mean_ns, alpha", [(20e3, 1.5), (460e3, 1.7), (4.6e6, 2.0), (1e9 / 7, 3.0)])
+def test_pareto_draws_are_the_decimal_values(mean_ns: float, alpha: float) -> None:
+    """The fast path returns exactly what 28-digit decimal arithmetic gives."""
+    rng = random.Random(f"pareto/{mean_ns}/{alpha}")
+    check = random.Random(f"pareto/{mean_ns}/{alpha}")
+    for _ in range(20000):
+        u = check.getrandbits(53) + 1
+        assert pareto_ns(rng, mean_ns, alpha) == pareto_ns_decimal(u, mean_ns, alpha)
+
+
+def test_pareto_draws_have_the_law_asked_for() -> None:
+    """Never below x_m = mean (alpha - 1) / alpha; the tail P(X > x) = (x_m / x) ** alpha;
+    the sample mean near the mean (alpha 3: a finite variance)."""
+    rng = random.Random("pareto-law")
+    mean, alpha = 300e3, 3.0
+    x_m = mean * (alpha - 1) / alpha
+    xs = [pareto_ns(rng, mean, alpha) for _ in range(200000)]
+    assert min(xs) >= int(x_m)
+    for k in (2, 4):
+        share = sum(x > k * x_m for x in xs) / len(xs)
+        assert share == pytest.approx(k ** -alpha, rel=0.05)
+    assert sum(xs) / len(xs) == pytest.approx(mean, rel=0.02)

@@ -57,3 +57,29 @@ def test_host_steal_is_seeded_and_pauses_the_vcpu(make_kernel) -> None:
     assert stolen(1) == (steal, ran) and stolen(2) != (steal, ran)
     assert 50 * MSEC < steal < 200 * MSEC  # about 100 pauses of about 1 ms
     assert SEC - steal - 10 * MSEC <= ran <= SEC - steal  # hog's CPU time is counted per 10 ms burst
+
+
+def test_pareto_steal_keeps_the_mean_and_has_a_heavier_tail(make_kernel) -> None:
+    """vcpu_steal_shape: the same rate and mean pause, drawn Pareto instead of
+    exponential: about the same time stolen, but now and then a pause many times
+    the mean (sampled every 20 us: how long the vCPU stays paused from there)."""
+    def run(shape: float) -> tuple[int, int]:
+        costs = {"vcpu_steal_per_s": 1000.0, "vcpu_steal_ns": 100e3, "vcpu_steal_shape": shape}
+        kernel = make_kernel(ncpus=1, costs=costs, seed=3)
+        cpu = kernel.cpus[0]
+        longest = [0]
+
+        def sample(_: object) -> None:
+            longest[0] = max(longest[0], cpu.paused_until - kernel.sim.now)
+            kernel.sim.after(20_000, sample)
+
+        kernel.sim.after(0, sample)
+        spawn(kernel, "hog", hog, cpu=0)
+        kernel.sim.run(until=2 * SEC)
+        return cpu.steal_ns, longest[0]
+
+    (expo_steal, expo_longest), (pareto_steal, pareto_longest) = run(0.0), run(1.5)
+    assert pareto_steal == pytest.approx(expo_steal, rel=0.3)  # both about 10% of 2 s
+    # of ~2000 pauses: exponential, the longest about ln(2000) = 7.6 means;
+    # Pareto 1.5 (x_m = mean / 3), about 2000 ** (1 / 1.5) / 3 = 53 means
+    assert expo_longest < 1.5 * MSEC < 3 * MSEC < pareto_longest

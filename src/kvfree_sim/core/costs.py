@@ -64,7 +64,9 @@ COSTS: dict[str, str] = {
                        "the 8250 driver polls LSR and writes THR with interrupts off",
     # the hypervisor
     "vcpu_steal_per_s": "times per second the host deschedules a vCPU (Poisson), 0 on a dedicated host",
-    "vcpu_steal_ns": "mean length of such a pause (exponential); the vCPU runs nothing, not even its tick",
+    "vcpu_steal_ns": "mean length of such a pause; the vCPU runs nothing, not even its tick",
+    "vcpu_steal_shape": "law of the pause lengths: 0 exponential, alpha > 1 Pareto with tail index alpha "
+                        "(P(X > x) = (x_m / x) ** alpha) and the same mean",
 }
 
 #: The guest's memory layout and the kernel config facts it depends on, in KiB
@@ -154,6 +156,8 @@ def _entries(doc: dict, section: str, expected: dict[str, str], where: str) -> t
 
 def parse_profile(doc: dict, where: str) -> MachineProfile:
     costs, csrc = _entries(doc, "costs", COSTS, where)
+    if 0 < costs["vcpu_steal_shape"] <= 1:
+        raise ProfileError(f"{where}: costs.vcpu_steal_shape must be 0 (exponential) or > 1 (Pareto with a mean)")
     layout, lsrc = _entries(doc, "layout", LAYOUT, where)
     return MachineProfile(
         name=str(doc.get("name", where)),

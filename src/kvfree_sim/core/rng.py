@@ -42,6 +42,31 @@ def exponential_ns_decimal(u: int, mean_ns: float) -> int:
     return int(-_LN.ln(Decimal(u) / _TWO53) * Decimal(repr(mean_ns)))
 
 
+def pareto_ns(rng: random.Random, mean_ns: float, alpha: float) -> int:
+    """A Pareto distributed duration, in whole ns, with the given mean and tail
+    index ``alpha`` > 1: ``P(X > x) = (x_m / x) ** alpha`` for ``x >= x_m``,
+    ``x_m = mean * (alpha - 1) / alpha``.
+
+    Drawn as ``x_m * U ** (-1 / alpha)`` with the same exactness rule as
+    :func:`exponential_ns`: the double result stands unless it lies within
+    ``_MARGIN`` of a whole ns, where it is redone in 28-digit decimal.
+    """
+    u = rng.getrandbits(53) + 1  # in [1, 2**53]
+    x_m = mean_ns * (alpha - 1.0) / alpha
+    v = x_m * math.exp(-math.log(u / 2**53) / alpha)
+    frac = v - math.floor(v)
+    if _MARGIN * (v + 1.0) < frac < 1.0 - _MARGIN * (v + 1.0):
+        return int(v)
+    return pareto_ns_decimal(u, mean_ns, alpha)
+
+
+def pareto_ns_decimal(u: int, mean_ns: float, alpha: float) -> int:
+    """``int(x_m * (u / 2**53) ** (-1 / alpha))`` in 28-digit decimal arithmetic."""
+    a = Decimal(repr(alpha))
+    x_m = _LN.divide(_LN.multiply(Decimal(repr(mean_ns)), a - 1), a)
+    return int(_LN.multiply(x_m, _LN.exp(_LN.divide(-_LN.ln(Decimal(u) / _TWO53), a))))
+
+
 class Rng:
     """Factory of independent, named, deterministic random streams."""
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..core.rng import exponential_ns
+from ..core.rng import exponential_ns, pareto_ns
 from ..core.sim import PRIO_HARDIRQ
 
 if TYPE_CHECKING:
@@ -36,21 +36,23 @@ def start_host(kernel: "Kernel") -> None:
 
 
 def start_vcpu_steal(kernel: "Kernel") -> None:
-    """The host preempts each vCPU as a Poisson process with exponential pauses."""
-    rate = kernel.profile.costs["vcpu_steal_per_s"]
-    mean = kernel.profile.costs["vcpu_steal_ns"]
+    """The host preempts each vCPU as a Poisson process, with exponential or
+    Pareto pauses (``vcpu_steal_shape``)."""
+    costs = kernel.profile.costs
+    rate, mean, shape = costs["vcpu_steal_per_s"], costs["vcpu_steal_ns"], costs["vcpu_steal_shape"]
     if rate > 0 and mean > 0:
         for cpu in kernel.cpus:
-            _next_steal(kernel, cpu, rate, mean)
+            _next_steal(kernel, cpu, rate, mean, shape)
 
 
-def _next_steal(kernel: "Kernel", cpu: "Cpu", rate: float, mean: float) -> None:
+def _next_steal(kernel: "Kernel", cpu: "Cpu", rate: float, mean: float, shape: float) -> None:
     rng = kernel.rng.stream(f"vcpu-steal/{cpu.id}")
     start = max(kernel.sim.now, cpu.paused_until) + exponential_ns(rng, 1e9 / rate)
 
     def pause(_: object) -> None:
-        cpu.steal(max(1, exponential_ns(rng, mean)))
-        _next_steal(kernel, cpu, rate, mean)
+        length = pareto_ns(rng, mean, shape) if shape else exponential_ns(rng, mean)
+        cpu.steal(max(1, length))
+        _next_steal(kernel, cpu, rate, mean, shape)
 
     kernel.sim.at(start, pause, None, PRIO_HARDIRQ)
 
