@@ -26,6 +26,9 @@ scale factor applied to the starting profile's values (see :data:`GROUPS`):
   out of memory can: a long pause holds up every grace period while the other
   vCPUs keep allocating.
 
+The law of the pause lengths (``vcpu_steal_shape``) is kept from the starting
+profile (:data:`UNSCALED`): fit under each law and compare the objectives.
+
 A group whose costs are all zero in the starting profile (no steal on a
 dedicated host) is left out: a factor cannot change it.
 
@@ -108,6 +111,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "steal": ("vcpu_steal_per_s",),
     "steal_pause": ("vcpu_steal_ns",),
 }
+#: COSTS entries no factor may touch: the law of the pause lengths is a choice
+#: (0 or alpha > 1), not a cost; fit the rate and length under each law instead
+UNSCALED: tuple[str, ...] = ("vcpu_steal_shape",)
 #: objective weights per metric (see the module doc)
 WEIGHTS: dict[str, float] = {"time_s": 2.0, "batches": 1.0, "oom_share": 1.0, **{c: 0.2 for c in TARGET_COUNTERS}}
 ERROR_CAP = 2.0
