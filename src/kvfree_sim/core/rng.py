@@ -20,6 +20,20 @@ _TWO53 = Decimal(2**53)
 _MARGIN = 1e-9
 
 
+def _uniform53(rng: random.Random) -> int:
+    """``U * 2**53`` for a uniform ``U`` in (0, 1]: ``u / 2**53`` is exact in a double."""
+    return rng.getrandbits(53) + 1
+
+
+def _whole_ns(v: float) -> int | None:
+    """``int(v)``, unless ``v`` lies within ``_MARGIN`` of a whole ns, where libms may
+    round differently and the caller must redo it in decimal (None)."""
+    frac = v - math.floor(v)
+    if _MARGIN * (v + 1.0) < frac < 1.0 - _MARGIN * (v + 1.0):
+        return int(v)
+    return None
+
+
 def exponential_ns(rng: random.Random, mean_ns: float) -> int:
     """An exponentially distributed duration, in whole ns, with the given mean.
 
@@ -29,12 +43,9 @@ def exponential_ns(rng: random.Random, mean_ns: float) -> int:
     ``_MARGIN`` of a whole ns, where libms may round differently; only then is
     the (slow) decimal logarithm computed.
     """
-    u = rng.getrandbits(53) + 1  # in [1, 2**53]
-    v = -math.log(u / 2**53) * mean_ns  # u / 2**53 is exact in a double
-    frac = v - math.floor(v)
-    if _MARGIN * (v + 1.0) < frac < 1.0 - _MARGIN * (v + 1.0):
-        return int(v)
-    return exponential_ns_decimal(u, mean_ns)
+    u = _uniform53(rng)
+    n = _whole_ns(-math.log(u / 2**53) * mean_ns)
+    return n if n is not None else exponential_ns_decimal(u, mean_ns)
 
 
 def exponential_ns_decimal(u: int, mean_ns: float) -> int:
@@ -51,13 +62,10 @@ def pareto_ns(rng: random.Random, mean_ns: float, alpha: float) -> int:
     :func:`exponential_ns`: the double result stands unless it lies within
     ``_MARGIN`` of a whole ns, where it is redone in 28-digit decimal.
     """
-    u = rng.getrandbits(53) + 1  # in [1, 2**53]
+    u = _uniform53(rng)
     x_m = mean_ns * (alpha - 1.0) / alpha
-    v = x_m * math.exp(-math.log(u / 2**53) / alpha)
-    frac = v - math.floor(v)
-    if _MARGIN * (v + 1.0) < frac < 1.0 - _MARGIN * (v + 1.0):
-        return int(v)
-    return pareto_ns_decimal(u, mean_ns, alpha)
+    n = _whole_ns(x_m * math.exp(-math.log(u / 2**53) / alpha))
+    return n if n is not None else pareto_ns_decimal(u, mean_ns, alpha)
 
 
 def pareto_ns_decimal(u: int, mean_ns: float, alpha: float) -> int:
