@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
+from kvfree_sim.config import make_config
+from kvfree_sim.core.costs import load_profile
 from kvfree_sim.kernel.host import HostCores
+from kvfree_sim.kernel.time import HrTimer
+from kvfree_sim.machine import simulate
 
 from ktest import MSEC, SEC, hog, sleep_forever, spawn
 
@@ -83,3 +89,50 @@ def test_pareto_steal_keeps_the_mean_and_has_a_heavier_tail(make_kernel) -> None
     # of ~2000 pauses: exponential, the longest about ln(2000) = 7.6 means;
     # Pareto 1.5 (x_m = mean / 3), about 2000 ** (1 / 1.5) / 3 = 53 means
     assert expo_longest < 1.5 * MSEC < 3 * MSEC < pareto_longest
+
+
+def test_timer_irq_latency_delays_each_hrtimer_by_its_own_draw(make_kernel) -> None:
+    """timer_irq_latency_ns: an emulated LAPIC timer's interrupt comes after the
+    expiry by an exponential delay with that mean, drawn per expiry and per CPU
+    from the seed; 0 (a hardware timer) adds nothing and draws nothing."""
+    def delays(mean: float, seed: int) -> list[int]:
+        kernel = make_kernel(ncpus=1, costs={"timer_irq_latency_ns": mean}, seed=seed)
+        cpu = kernel.cpus[0]
+        fired: list[int] = []
+        timer = HrTimer(cpu, lambda t: fired.append(kernel.sim.now))
+        starts = [k * 10 * MSEC for k in range(1, 2001)]  # far apart: each fires before the next start
+        for t0 in starts:
+            kernel.sim.at(t0, lambda _: timer.start(0))
+        kernel.sim.run(until=20100 * MSEC)
+        return [f - t0 - 2000 for f, t0 in zip(fired, starts)]  # less the test profile's min delta
+
+    assert delays(0.0, 1) == [0] * 2000
+    d = delays(200e3, 1)
+    assert d == delays(200e3, 1) and d != delays(200e3, 2)
+    assert min(d) >= 0 and sum(d) / len(d) == pytest.approx(200e3, rel=0.1)
+    # exponential: about e**-3 of them beyond 3 means
+    assert sum(x > 600e3 for x in d) / len(d) == pytest.approx(math.exp(-3), abs=0.02)
+
+
+def test_late_timer_irqs_make_refill_kicks_land_late() -> None:
+    """The calibration kernel's mark of a late refill kick: with the cache empty, a
+    2-argument call falls back to the rcu_head list and kicks the refill, and the
+    calls made until it lands fall back too (2-argument) or allocate their page
+    inline (1-argument).  A kick that lands before the next call gives about one
+    fallback per refill; one that lands late, about two: the next 1-argument call
+    comes after a geometric run of 2-argument ones."""
+    def ratios(latency_ns: float) -> tuple[float, float]:
+        profile = load_profile("qemu-tcg-6.1")
+        profile.costs["timer_irq_latency_ns"] = latency_ns
+        cfg = make_config("v6.1", cpus=2, memory="96M", profile="qemu-tcg-6.1", seed=1,
+                          bootargs="rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=4 "
+                                   "rcuscale.kfree_loops=40 rcuscale.kfree_mult=64")
+        r = simulate(cfg, profile)
+        c = r.counters
+        assert r.outcome == "completed" and c["shrink_count"] == 0 and c["fill_runs"] > 50
+        return c["head_fallback"] / c["fill_runs"], c["direct_alloc"] / c["fill_runs"]
+
+    head_now, direct_now = ratios(0.0)
+    head_late, direct_late = ratios(1 * MSEC)
+    assert head_now < 1.3 < 1.8 < head_late
+    assert direct_now < direct_late

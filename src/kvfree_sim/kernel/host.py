@@ -12,6 +12,9 @@ host core, and nothing runs on it meanwhile (not even its tick):
 
 A paused vCPU holds up every grace period (it reports no quiescent state)
 while the vCPUs that run keep allocating.
+
+And one thing delays a vCPU's timer interrupts while it runs on:
+:class:`TimerIrqLatency` (profile cost ``timer_irq_latency_ns``).
 """
 
 from __future__ import annotations
@@ -98,3 +101,26 @@ class HostCores:
                 cpu.steal(wait)
         self.order = [c for c in self.order if c not in running] + running
         self.kernel.sim.at(end, self._host_tick, None, PRIO_HARDIRQ)
+
+
+class TimerIrqLatency:
+    """How late an expired guest hrtimer's interrupt reaches its vCPU.
+
+    An emulator without a hardware timer (QEMU TCG: ``-accel tcg``) emulates the
+    LAPIC timer with a host timer of its main-loop thread; when it expires, that
+    thread must get a host core before it raises the interrupt on the vCPU
+    (``apic_timer()`` -> ``cpu_interrupt()``), and the vCPU runs guest code
+    meanwhile.  With a hardware or KVM-delivered timer the delay is nil
+    (``timer_irq_latency_ns`` 0).  The delay is drawn per expiry, exponential
+    with that mean, from a per-CPU stream.
+    """
+
+    __slots__ = ("mean", "rngs")
+
+    def __init__(self, kernel: "Kernel") -> None:
+        self.mean = kernel.profile.costs["timer_irq_latency_ns"]
+        self.rngs = [kernel.rng.stream(f"timer-irq-latency/{cpu.id}") for cpu in kernel.cpus] if self.mean > 0 else []
+
+    def draw(self, cpu: int) -> int:
+        """The delay of the next timer interrupt on ``cpu``, in ns."""
+        return exponential_ns(self.rngs[cpu], self.mean) if self.mean > 0 else 0

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator
 from ..core.costs import MachineProfile
 from ..core.rng import Rng
 from ..core.sim import Simulator
-from .host import start_host
+from .host import TimerIrqLatency, start_host
 from .mm.page_alloc import PageAllocator
 from .mm.vmscan import Vmscan
 from .mm.oom import OomKiller
@@ -53,6 +53,7 @@ class Kernel:
         self.console_char_ns = profile.costs["console_char_ns"]
         self.console_busy_until = 0  # when the serial console has written every line so far
         self.cpus = [Cpu(self, i) for i in range(ncpus)]
+        self.timer_irq_latency = TimerIrqLatency(self)
         # pid 1: the guest's init, asleep for the whole run (kvm.sh's initrd)
         self.init_task = Task(self, "init", _sleep_forever, kthread=False, boot=True)
         self._pools: dict[tuple[int, bool], WorkerPool] = {}

@@ -8,7 +8,8 @@ defaults to 0, kernel/time/tick-sched.c), so a tick is a global instant.
 * :class:`HrTimer` fires at an exact time, in hard-interrupt context on the
   CPU that armed it (kernel/time/hrtimer.c).  A timer armed in the past (the
   0-ns kick of ``run_page_cache_worker()``) fires after the clock-event
-  device's minimum delta, the profile's ``hrtimer_min_delta_ns``.
+  device's minimum delta, the profile's ``hrtimer_min_delta_ns``; on an
+  emulated timer its interrupt comes later still (:class:`~.host.TimerIrqLatency`).
 * :class:`TimerList` is a ``struct timer_list`` on the timer wheel; it fires in
   the TIMER softirq at the tick of the jiffy the wheel puts it in, which for
   long delays is later than asked: ``calc_wheel_index()`` rounds the expiry up
@@ -124,12 +125,14 @@ class HrTimer:
         """hrtimer_start(): (re)arm to fire ``delay_ns`` from now, at least min-delta later."""
         cpu = self.cpu
         Simulator.cancel(self._ev)
-        delay = max(delay_ns, cpu.kernel.costs_hrtimer_min_delta)
+        kernel = cpu.kernel
+        delay = max(delay_ns, kernel.costs_hrtimer_min_delta)
         if cpu.tracer is not None:
             if self._ev is not None:  # remove_hrtimer() of a queued timer
                 cpu.tracer.hrtimer_cancel(cpu, self)
             cpu.tracer.hrtimer_start(cpu, self, cpu.sim.now + delay)
-        self._ev = cpu.sim.after(delay, self._expire, None, PRIO_HARDIRQ)
+        # the expiry the kernel programs; its interrupt may come later still
+        self._ev = cpu.sim.after(delay + kernel.timer_irq_latency.draw(cpu.id), self._expire, None, PRIO_HARDIRQ)
 
     def cancel(self, by: "Cpu | None" = None) -> bool:
         """hrtimer_cancel() called on ``by`` (default: the timer's CPU): True if the timer was queued."""
