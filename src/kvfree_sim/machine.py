@@ -60,6 +60,8 @@ class RunResult:
     violation: str | None = None
     kernel_early_frees: int = 0
     notes: list[str] = field(default_factory=list)
+    #: mean wait of a queued object, per stage (kvfree_rcu.tree.WaitClock): krcp_ns, gp_ns, freeing_ns
+    wait: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data; wall time left out so that it is deterministic."""
@@ -217,6 +219,7 @@ class Machine:
             mm=mmstats, sched=sched, oom_report=list(k.oom.report), console=list(k.console),
             events=k.sim.events, wall_s=wall, violation=violation,
             kernel_early_frees=self.checks.kernel_early_frees, notes=list(self.cfg.notices),
+            wait=kv.wait.mean_ns(),
         )
 
 

@@ -159,3 +159,23 @@ def test_page_conservation_holds_through_a_busy_run():
         run_for(m, 5 * MSEC)
         m.checks.check_pages()
     assert m.kernel.mm.owners["kvfree_rcu"] == m.kvfree.pages_held()
+
+
+def test_wait_clock_follows_every_object_from_queue_to_free():
+    """WaitClock: an object waits in the krcp until the monitor detaches it (about
+    KFREE_DRAIN_JIFFIES, 20 ms, for the first ones of a batch), then for at least a
+    grace period, then in kfree_rcu_work(); its counts always add up to the objects
+    queued and not yet freed, and its queued total to the calls that queued one."""
+    m = machine("v5.11")
+    caller(m, 0, [True] * 2000, [])
+    kv = m.kvfree
+    for _ in range(20):
+        run_for(m, 5 * MSEC)
+        assert sum(kv.wait.n) == kv.objects_queued_now()
+    assert kv.objects_queued_now() == 0  # all freed by now
+    assert kv.wait.queued == kv.c["calls_bulk"] + kv.c["calls_list"] == 2000
+    w = kv.wait.mean_ns()
+    # every call comes within the first microseconds: each waits out the monitor's delay
+    assert 20 * MSEC <= w["krcp_ns"] <= 22 * MSEC
+    assert w["gp_ns"] >= min(m.kernel.rcu.gp_durations)
+    assert 0 < w["freeing_ns"] < 1 * MSEC

@@ -90,6 +90,56 @@ class ObjRun:
         self.origin = origin
 
 
+#: where a queued object waits (WaitClock stages)
+IN_KRCP, DETACHED, FREEING = 0, 1, 2
+
+
+class WaitClock:
+    """Objects queued and not yet freed, by where they wait, integrated over time.
+
+    An object waits in its CPU's ``kfree_rcu_cpu`` until the monitor detaches
+    it into a ``krw_arr[]`` batch (:data:`IN_KRCP`); then for the batch's grace
+    period and for a kworker to start ``kfree_rcu_work()`` (:data:`DETACHED`);
+    then for ``kfree_rcu_work()`` to reach it (:data:`FREEING`).  The area under
+    each count, divided by the objects queued, is the mean time an object spent
+    there (Little's law).  Calls applied as a segment count when the segment
+    commits, at most one burst late.  Not a kernel structure: a measurement.
+    """
+
+    __slots__ = ("sim", "n", "area", "t", "queued")
+
+    def __init__(self, sim: Any) -> None:
+        self.sim = sim
+        self.n = [0, 0, 0]
+        self.area = [0, 0, 0]
+        self.t = 0
+        self.queued = 0
+
+    def move(self, src: int | None, dst: int | None, k: int) -> None:
+        """``k`` objects leave stage ``src`` (None: newly queued) for ``dst`` (None: freed)."""
+        now = self.sim.now
+        if now != self.t:
+            dt = now - self.t
+            n, area = self.n, self.area
+            area[0] += n[0] * dt
+            area[1] += n[1] * dt
+            area[2] += n[2] * dt
+            self.t = now
+        if src is None:
+            self.queued += k
+        else:
+            self.n[src] -= k
+        if dst is not None:
+            self.n[dst] += k
+
+    def mean_ns(self) -> dict[str, int]:
+        """Mean wait per queued object in each stage, up to now."""
+        self.move(None, None, 0)
+        q = max(self.queued, 1)
+        return {"krcp_ns": self.area[IN_KRCP] // q, "gp_ns": self.area[DETACHED] // q,
+                "freeing_ns": self.area[FREEING] // q}
+
+
 class KfreeRcuCpuWork:
     """``struct kfree_rcu_cpu_work``: one batch in flight (``krw_arr[i]``)."""
 
@@ -204,6 +254,7 @@ class KvfreeRcu:
         self.system_highpri_wq: Workqueue = kernel.system_highpri_wq
         self.inflight_pages = 0  # pages a running kfree_rcu_work() holds
         self.inflight_objects = 0  # objects a running kfree_rcu_work() holds
+        self.wait = WaitClock(self.sim)
         self.krc: list[KfreeRcuCpu] = [KfreeRcuCpu(self, cpu) for cpu in kernel.cpus]
         self.kfree_rcu_batch_init()
 
@@ -287,6 +338,7 @@ class KvfreeRcu:
                 continue
             self.inflight_pages += chain.pages
             self.inflight_objects += chain.nr_records
+            self.wait.move(DETACHED, FREEING, chain.nr_records)
             per_obj = (self.kfree_bulk_ps if i == 0 else self.kfree_ps) + self.discard_share_ps(chain.origin)
             freer = self._chain_freer(krcp, cpu, chain)
             runs.append((1, self.work_page_ps + chain.head_records * per_obj, freer))
@@ -294,6 +346,7 @@ class KvfreeRcu:
                 runs.append((chain.pages - 1, self.work_page_ps + KVFREE_BULK_MAX_ENTR * per_obj, freer))
         for run in head or ():
             self.inflight_objects += run.n
+            self.wait.move(DETACHED, FREEING, run.n)
             runs.append((run.n, self.kfree_ps + self.discard_share_ps(run.origin), self._list_freer(run, cpu)))
         if runs:
             seg = Segments(runs)
@@ -327,6 +380,7 @@ class KvfreeRcu:
                 chain.origin.free(objects, cpu.id)
             self.c["objects_freed"] += objects
             self.inflight_objects -= objects
+            self.wait.move(FREEING, None, objects)
             self.inflight_pages -= k
             krcp.lock(cpu)
             recycled = 0
@@ -344,6 +398,7 @@ class KvfreeRcu:
             run.origin.free(k, cpu.id)
             self.c["objects_freed"] += k
             self.inflight_objects -= k
+            self.wait.move(FREEING, None, k)
         return commit
 
     # -- monitor: queue_kfree_rcu_work(), kfree_rcu_drain_unlock(), kfree_rcu_monitor()
@@ -371,18 +426,24 @@ class KvfreeRcu:
     def attach_channels(self, krcp: KfreeRcuCpu, krwp: KfreeRcuCpuWork) -> None:
         """Move each of krcp's channels into krwp's, where krwp's is free."""
         riding = krwp.rcu_work.pending and self.attaches_to_pending
+        moved = 0
         for j in range(FREE_N_CHANNELS):
             if not krwp.bkvhead_free[j]:
                 b = krcp.bkvhead[j]
                 krwp.bkvhead_free[j] = b
                 krcp.bkvhead[j] = None
-                if riding and b is not None:
-                    self._ride(b)
+                if b is not None:
+                    moved += b.nr_records
+                    if riding:
+                        self._ride(b)
         if not krwp.head_free:
             krwp.head_free = krcp.head
-            if riding and krcp.head:
-                self._ride(None, krcp.head)
+            if krcp.head:
+                moved += sum(r.n for r in krcp.head)
+                if riding:
+                    self._ride(None, krcp.head)
             krcp.head = None
+        self.wait.move(IN_KRCP, DETACHED, moved)
 
     def _ride(self, b: BulkChain | None, runs: list[ObjRun] | None = None) -> None:
         """Objects attached to a batch whose rcu_work is already queued ride on
@@ -576,6 +637,7 @@ class KvfreeRcu:
                 path = "list"
         if success:
             self.c["calls_bulk" if path == "bulk" else "calls_list"] += 1
+            self.wait.move(None, IN_KRCP, 1)
             krcp.count += 1
             self.schedule_monitor(krcp, cpu)
         task.debt += (self.call_list_ps if path == "list" else self.call_ps) // 1000
@@ -638,6 +700,7 @@ class KvfreeRcu:
             chain.snap = rcu_seq_snap(self.rcu.gp_seq)
         else:
             self.store_records(krcp, k, origin)
+        self.wait.move(None, IN_KRCP, k)
         krcp.count += k
         self.schedule_monitor(krcp, krcp.cpu)
 
@@ -648,6 +711,7 @@ class KvfreeRcu:
         self.c["head_fallback"] += k
         self.checks.note_queued(k)
         self.link_on_list(krcp, k, origin)
+        self.wait.move(None, IN_KRCP, k)
         krcp.count += k
         self.schedule_monitor(krcp, krcp.cpu)
 

@@ -81,6 +81,7 @@ def run_row(r: "RunResult") -> Row:
     row.update(_scalars(r.counters))
     row.update(_scalars(r.mm, "mm_"))
     row.update(_scalars(r.sched, "sched_"))
+    row.update(_scalars(r.wait, "wait_"))
     return row
 
 

@@ -59,6 +59,10 @@ def run_report(r: "RunResult") -> str:
                  f"(failures {mm['kswapd_failures']}), per-CPU list drains {mm['pcp_drains']}, OOM invocations {mm['oom']}, allocation failures {mm['alloc_fail']}")
     lines.append(f"highpri kworkers held kfree threads' CPUs: {ms(r.sched['highpri_held_kfree_cpus_ns'])}")
     lines.append(f"grace periods: {r.gps} (mean {ms(r.sched['gp_mean_ns'])})")
+    w = r.wait
+    lines.append(f"a queued object waited on average {ms(w['krcp_ns'])} in its CPU's krcp, "
+                 f"{ms(w['gp_ns'])} detached (grace period, then a kworker), "
+                 f"{ms(w['freeing_ns'])} in kfree_rcu_work()")
     lines.append(f"simulation: {r.events} events")
     for n in r.notes:
         lines.append(f"note: {n}")
