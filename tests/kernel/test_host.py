@@ -65,6 +65,34 @@ def test_host_steal_is_seeded_and_pauses_the_vcpu(make_kernel) -> None:
     assert SEC - steal - 10 * MSEC <= ran <= SEC - steal  # hog's CPU time is counted per 10 ms burst
 
 
+def test_stalls_add_rare_long_pauses(make_kernel) -> None:
+    """vcpu_stall_*: a second Poisson process of pauses, on its own random stream:
+    frequent short preemptions alone never keep a vCPU off for a millisecond; with
+    the stalls added, it is now and then off for several, and the time stolen is
+    about the sum of the two shares."""
+    steal = {"vcpu_steal_per_s": 1000.0, "vcpu_steal_ns": 20e3}
+    stall = {"vcpu_stall_per_s": 20.0, "vcpu_stall_ns": 5 * MSEC}
+
+    def run(costs: dict[str, float]) -> tuple[int, int]:
+        kernel = make_kernel(ncpus=1, costs=costs, seed=4)
+        cpu = kernel.cpus[0]
+        longest = [0]
+
+        def sample(_: object) -> None:
+            longest[0] = max(longest[0], cpu.paused_until - kernel.sim.now)
+            kernel.sim.after(20_000, sample)
+
+        kernel.sim.after(0, sample)
+        spawn(kernel, "hog", hog, cpu=0)
+        kernel.sim.run(until=2 * SEC)
+        return cpu.steal_ns, longest[0]
+
+    (steal_ns, steal_longest), (both_ns, both_longest) = run(steal), run({**steal, **stall})
+    assert steal_ns == pytest.approx(0.04 * SEC, rel=0.2)  # 1000/s x 20 us: 2% of 2 s
+    assert both_ns - steal_ns == pytest.approx(0.2 * SEC, rel=0.35)  # 20/s x 5 ms: 10%
+    assert steal_longest < 1 * MSEC < 5 * MSEC < both_longest
+
+
 def test_pareto_steal_keeps_the_mean_and_has_a_heavier_tail(make_kernel) -> None:
     """vcpu_steal_shape: the same rate and mean pause, drawn Pareto instead of
     exponential: about the same time stolen, but now and then a pause many times

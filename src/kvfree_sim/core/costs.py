@@ -67,6 +67,9 @@ COSTS: dict[str, str] = {
     "vcpu_steal_ns": "mean length of such a pause; the vCPU runs nothing, not even its tick",
     "vcpu_steal_shape": "law of the pause lengths: 0 exponential, alpha > 1 Pareto with tail index alpha "
                         "(P(X > x) = (x_m / x) ** alpha) and the same mean",
+    "vcpu_stall_per_s": "times per second a vCPU stalls for long (Poisson): the hypervisor under a host that is "
+                        "itself a virtual machine deschedules it; 0 on a host that is not",
+    "vcpu_stall_ns": "mean length of such a stall (exponential); the vCPU runs nothing",
     "timer_irq_latency_ns": "mean (exponential) delay from a guest hrtimer's expiry to its interrupt on the vCPU: "
                             "an emulated LAPIC timer is delivered by the emulator's main-loop thread; "
                             "0 where the timer interrupt comes from hardware",

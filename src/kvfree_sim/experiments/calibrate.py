@@ -1,7 +1,8 @@
 """kvfree-sim calibrate: fit a machine profile's costs to measured runs.
 
 ``kvfree-sim calibrate RUNS.csv --out PROFILE.json [--name NAME] [--profile START]
-[--groups per_object,slab,allocator,sched_irq,reclaim,console,steal,steal_pause,timer_irq] [--configs N] [--runs N] [--max-evals N]
+[--groups per_object,slab,allocator,sched_irq,reclaim,console,steal,steal_pause,stall,stall_pause,
+timer_irq] [--configs N] [--runs N] [--max-evals N]
 [--grid N]``
 
 What is fitted.  Only entries of :data:`~kvfree_sim.core.costs.COSTS` (CPU costs
@@ -25,6 +26,8 @@ scale factor applied to the starting profile's values (see :data:`GROUPS`):
   of time cannot tell rate and length apart, but the share of runs that run
   out of memory can: a long pause holds up every grace period while the other
   vCPUs keep allocating;
+- ``stall``, ``stall_pause``: the same for the rare long stalls of a nested
+  host (``vcpu_stall_per_s``, ``vcpu_stall_ns``);
 - ``timer_irq``: how late an emulated timer's interrupt reaches its vCPU
   (``timer_irq_latency_ns``).  Time hardly sees it; the counters do: the
   2-argument calls that fall back to the rcu_head list while a refill kick is
@@ -114,6 +117,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "console": ("console_char_ns",),
     "steal": ("vcpu_steal_per_s",),
     "steal_pause": ("vcpu_steal_ns",),
+    "stall": ("vcpu_stall_per_s",),
+    "stall_pause": ("vcpu_stall_ns",),
     "timer_irq": ("timer_irq_latency_ns",),
 }
 #: COSTS entries no factor may touch: the law of the pause lengths is a choice

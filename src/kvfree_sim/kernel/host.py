@@ -4,7 +4,9 @@ A guest's vCPUs are threads of the host.  Two things take a vCPU off its
 host core, and nothing runs on it meanwhile (not even its tick):
 
 * :func:`start_vcpu_steal`: the host's own work preempts each vCPU thread now
-  and then (profile costs ``vcpu_steal_per_s``, ``vcpu_steal_ns``);
+  and then (profile costs ``vcpu_steal_per_s``, ``vcpu_steal_ns``), and, where
+  the host is itself a virtual machine, its hypervisor now and then stalls it
+  for much longer (``vcpu_stall_per_s``, ``vcpu_stall_ns``);
 * :class:`HostCores`: more busy vCPUs than host cores (QEMU's ``-smp 4`` on a
   2-core host, layout entries ``host_cpus`` and ``host_slice_ns``).  The host's
   scheduler time-slices the vCPU threads: at each host tick the busy vCPUs
@@ -39,23 +41,26 @@ def start_host(kernel: "Kernel") -> None:
 
 
 def start_vcpu_steal(kernel: "Kernel") -> None:
-    """The host preempts each vCPU as a Poisson process, with exponential or
-    Pareto pauses (``vcpu_steal_shape``)."""
+    """Two independent Poisson processes of pauses per vCPU: the host's
+    preemptions, exponential or Pareto (``vcpu_steal_shape``), and the rarer,
+    longer stalls of a nested host, exponential.  Each its own random stream."""
     costs = kernel.profile.costs
-    rate, mean, shape = costs["vcpu_steal_per_s"], costs["vcpu_steal_ns"], costs["vcpu_steal_shape"]
-    if rate > 0 and mean > 0:
-        for cpu in kernel.cpus:
-            _next_steal(kernel, cpu, rate, mean, shape)
+    for kind, rate, mean, shape in (
+            ("vcpu-steal", costs["vcpu_steal_per_s"], costs["vcpu_steal_ns"], costs["vcpu_steal_shape"]),
+            ("vcpu-stall", costs["vcpu_stall_per_s"], costs["vcpu_stall_ns"], 0.0)):
+        if rate > 0 and mean > 0:
+            for cpu in kernel.cpus:
+                _next_steal(kernel, cpu, kind, rate, mean, shape)
 
 
-def _next_steal(kernel: "Kernel", cpu: "Cpu", rate: float, mean: float, shape: float) -> None:
-    rng = kernel.rng.stream(f"vcpu-steal/{cpu.id}")
+def _next_steal(kernel: "Kernel", cpu: "Cpu", kind: str, rate: float, mean: float, shape: float) -> None:
+    rng = kernel.rng.stream(f"{kind}/{cpu.id}")
     start = max(kernel.sim.now, cpu.paused_until) + exponential_ns(rng, 1e9 / rate)
 
     def pause(_: object) -> None:
         length = pareto_ns(rng, mean, shape) if shape else exponential_ns(rng, mean)
         cpu.steal(max(1, length))
-        _next_steal(kernel, cpu, rate, mean, shape)
+        _next_steal(kernel, cpu, kind, rate, mean, shape)
 
     kernel.sim.at(start, pause, None, PRIO_HARDIRQ)
 

@@ -118,6 +118,8 @@ class KfreeScaleTest:
     def start(self) -> None:
         """rcu_scale_init() -> kfree_scale_init(): the initcall creates the threads."""
         init = Task(self.kernel, "rcu_scale_init", self.kfree_scale_init, kthread=False)
+        # do_initcalls() runs in kernel_init, PID 1: is_global_init(), never an OOM victim
+        init.oom_killable = False
         wake_task(init)
 
     def kfree_scale_init(self, task: Task) -> Generator[Any, Any, None]:

@@ -44,6 +44,9 @@ def test_oom_with_only_kthreads_and_init_panics(low_memory) -> None:
     "%s invoked oom-killer: gfp_mask=%#x(%pGg), order=%d, oom_score_adj=%hd"."""
     kernel = low_memory
     kernel.init_task.rss_pages = 10_000  # init is never chosen, whatever it holds
+    # nor is an initcall, which runs in init's context (rcuscale's rcu_scale_init)
+    initcall = spawn(kernel, "rcu_scale_init", sleep_forever, kthread=False)
+    initcall.oom_killable = False
     set_free(kernel, 300)
     result = allocate(kernel, GFP_KERNEL | __GFP_NOWARN)
     kernel.sim.run(until=1000 * MSEC)
@@ -55,8 +58,9 @@ def test_oom_with_only_kthreads_and_init_panics(low_memory) -> None:
     assert "Mem-Info:" in lines
     assert "Tasks state (memory values in pages):" in lines
     i = lines.index("Out of memory and no killable processes...")
+    assert lines[i - 1].startswith("[  pid  ]")  # dump_tasks() lists no unkillable task
     assert lines[i + 1:] == ["Kernel panic - not syncing: System is deadlocked on memory"]
-    assert kernel.oom.kills == 0 and not kernel.init_task.exited
+    assert kernel.oom.kills == 0 and not kernel.init_task.exited and not initcall.exited
 
 
 def test_oom_kills_the_largest_user_task_and_the_allocation_succeeds(low_memory) -> None:

@@ -99,8 +99,7 @@ class OomKiller:
                 f"local_pcp:{local * 4}kB free_cma:0kB")
         lines.append("Tasks state (memory values in pages):")
         lines.append("[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name")
-        for t in self.kernel.tasks:
-            if not t.kthread and not t.exited:
-                lines.append(f"[{t.pid:7d}] {0:5d} {t.pid:5d} {t.rss_pages:8d} {t.rss_pages:8d} "
-                             f"{0:14d} {0:8d} {0:13d} {t.name}")
+        for t in self._candidates():  # dump_tasks() skips oom_unkillable_task()s
+            lines.append(f"[{t.pid:7d}] {0:5d} {t.pid:5d} {t.rss_pages:8d} {t.rss_pages:8d} "
+                         f"{0:14d} {0:8d} {0:13d} {t.name}")
         return lines
