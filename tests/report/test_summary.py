@@ -86,6 +86,16 @@ def test_memory_pressure_is_stated_from_free_memory_and_reclaim() -> None:
     assert "Every variant ran into memory pressure" in _summary(rows, ["a", "b"])
 
 
+def test_runs_that_died_without_pressure_in_the_median_are_all_or_nothing() -> None:
+    """Calm medians but some runs out of memory: the summary must not call it 'no pressure'."""
+    calm = dict(mm_free_pages_min=51_200, mm_wmark_low_pages=1_000, mm_kswapd_runs=0, mm_direct_reclaims=0)
+    rows = [make_row(v, s, **calm) for v in ("a", "b") for s in (1, 2, 3)]
+    rows[2].update(outcome="oom-panic", total_s=None)
+    text = _summary(rows, ["a", "b"])
+    assert "no sustained memory pressure" not in text
+    assert "yet 1 of 6 runs ran out of memory: the pressure came all at once" in text
+
+
 def test_a_baseline_that_never_completes_is_replaced_by_the_fastest_completed_variant() -> None:
     rows = [make_row("base", s, outcome="oom-panic", total_s=None) for s in (1, 2)]
     rows += [make_row("slow", s, total_s=12.0 + s) for s in (1, 2)]

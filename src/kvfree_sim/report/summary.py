@@ -244,6 +244,15 @@ def pressure_sentence(stats: Sequence[VariantStats]) -> str:
     calm = [s for s in stats if _c(s, "mm_direct_reclaims") == 0
             and _c(s, "mm_free_pages_min") > NO_PRESSURE_WMARKS * _c(s, "mm_wmark_low_pages")]
     if len(calm) == len(stats):
+        died = sum(s.oom_killed + s.oom_panic for s in stats)
+        if died:
+            # The medians describe the runs that lived; the others went from plenty to none.
+            return (f"In the median run no variant's free memory fell below {NO_PRESSURE_WMARKS:g}x its low "
+                    f"watermark and no task entered direct reclaim, yet {died} of "
+                    f"{sum(s.runs for s in stats)} runs ran out of memory: the pressure came all at once "
+                    "(a grace period held up long enough for the allocations to use all free memory), "
+                    "not as a slow build-up, so a run either ran out of memory or never needed the "
+                    "shrinker, and the variants could differ only in the runs that died.")
         return (f"No variant's free memory fell below {NO_PRESSURE_WMARKS:g}x its low watermark and no task "
                 "entered direct reclaim: these runs had no sustained memory pressure, so the shrinker had "
                 "little reason to run and a drain-and-refill circle could not form. A smaller --memory, "
