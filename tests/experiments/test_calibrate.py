@@ -188,3 +188,20 @@ def test_a_crashing_simulation_is_reported(tmp_path: Path, capsys: pytest.Captur
     status, out, _ = calibrate_cli(capsys, str(TINY), "--out", str(tmp_path / "p.json"), *FAST[:-1], "1")
     assert status == 0
     assert "warning: 2 of 2 simulations failed: KeyError: 'kthread_create_ns'" in out
+
+
+def test_objective_counts_shrinker_calls_where_the_kernel_had_none() -> None:
+    """The target: shrinker calls of the kernel's order, zero where its completed runs had
+    zero.  A simulation that calls the shrinker there scores the cap on that metric."""
+    from kvfree_sim.experiments.validate import Comparison, Stats
+
+    key = realdata.ConfigKey("v6.1", 2, 60, 16, 100, 8000, 64, 2)
+    measured = Stats(4, 4, 0, {"time_s": 15.0, "shrink_count": 0.0})
+
+    def score(shrink_count: float) -> float:
+        simulated = Stats(4, 4, 0, {"time_s": 15.0, "shrink_count": shrink_count})
+        return calibrate.objective([Comparison(key, measured, simulated, [1, 2, 3, 4], 4)])
+
+    w = calibrate.WEIGHTS
+    assert score(0.0) == 0.0
+    assert score(388.0) == pytest.approx(w["shrink_count"] * calibrate.ERROR_CAP / (w["time_s"] + w["shrink_count"]))

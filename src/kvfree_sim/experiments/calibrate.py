@@ -46,7 +46,8 @@ undefined error, e.g. no simulated run completed where the kernel's did,
 counts as the cap); for the share of runs that ran out of memory, the
 difference of the shares.  Weights (:data:`WEIGHTS`): completion time 2,
 batches 1, OOM share 1, and 0.2 for each of ``fill_runs``, ``fill_pages``, ``cache_hit``,
-``direct_alloc``, ``head_fallback``: costs set time and grace-period rate
+``direct_alloc``, ``head_fallback`` and ``shrink_count`` (zero where the kernel's completed
+runs had zero: any call then counts as the cap): costs set time and grace-period rate
 directly, while the counters check mechanisms, which a cost must not be bent to
 absorb; they still steer the fit between costs that change time alike.
 
@@ -125,7 +126,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
 #: (0 or alpha > 1), not a cost; fit the rate and length under each law instead
 UNSCALED: tuple[str, ...] = ("vcpu_steal_shape",)
 #: objective weights per metric (see the module doc)
-WEIGHTS: dict[str, float] = {"time_s": 2.0, "batches": 1.0, "oom_share": 1.0, **{c: 0.2 for c in TARGET_COUNTERS}}
+WEIGHTS: dict[str, float] = {"time_s": 2.0, "batches": 1.0, "oom_share": 1.0, **{c: 0.2 for c in TARGET_COUNTERS},
+                             "shrink_count": 0.2}
 ERROR_CAP = 2.0
 INITIAL_STEP = 1.0  # log2 of the first factor tried: x2 and /2
 MIN_STEP = math.log2(1.05)
