@@ -65,6 +65,23 @@ def test_host_steal_is_seeded_and_pauses_the_vcpu(make_kernel) -> None:
     assert SEC - steal - 10 * MSEC <= ran <= SEC - steal  # hog's CPU time is counted per 10 ms burst
 
 
+def stolen_and_longest(make_kernel, costs: dict[str, float], seed: int) -> tuple[int, int]:
+    """A hog on one vCPU for 2 s under these host pauses: the time stolen, and the
+    longest the vCPU stayed paused from any instant (sampled every 20 us)."""
+    kernel = make_kernel(ncpus=1, costs=costs, seed=seed)
+    cpu = kernel.cpus[0]
+    longest = [0]
+
+    def sample(_: object) -> None:
+        longest[0] = max(longest[0], cpu.paused_until - kernel.sim.now)
+        kernel.sim.after(20_000, sample)
+
+    kernel.sim.after(0, sample)
+    spawn(kernel, "hog", hog, cpu=0)
+    kernel.sim.run(until=2 * SEC)
+    return cpu.steal_ns, longest[0]
+
+
 def test_stalls_add_rare_long_pauses(make_kernel) -> None:
     """vcpu_stall_*: a second Poisson process of pauses, on its own random stream:
     frequent short preemptions alone never keep a vCPU off for a millisecond; with
@@ -72,22 +89,8 @@ def test_stalls_add_rare_long_pauses(make_kernel) -> None:
     about the sum of the two shares."""
     steal = {"vcpu_steal_per_s": 1000.0, "vcpu_steal_ns": 20e3}
     stall = {"vcpu_stall_per_s": 20.0, "vcpu_stall_ns": 5 * MSEC}
-
-    def run(costs: dict[str, float]) -> tuple[int, int]:
-        kernel = make_kernel(ncpus=1, costs=costs, seed=4)
-        cpu = kernel.cpus[0]
-        longest = [0]
-
-        def sample(_: object) -> None:
-            longest[0] = max(longest[0], cpu.paused_until - kernel.sim.now)
-            kernel.sim.after(20_000, sample)
-
-        kernel.sim.after(0, sample)
-        spawn(kernel, "hog", hog, cpu=0)
-        kernel.sim.run(until=2 * SEC)
-        return cpu.steal_ns, longest[0]
-
-    (steal_ns, steal_longest), (both_ns, both_longest) = run(steal), run({**steal, **stall})
+    steal_ns, steal_longest = stolen_and_longest(make_kernel, steal, 4)
+    both_ns, both_longest = stolen_and_longest(make_kernel, {**steal, **stall}, 4)
     assert steal_ns == pytest.approx(0.04 * SEC, rel=0.2)  # 1000/s x 20 us: 2% of 2 s
     assert both_ns - steal_ns == pytest.approx(0.2 * SEC, rel=0.35)  # 20/s x 5 ms: 10%
     assert steal_longest < 1 * MSEC < 5 * MSEC < both_longest
@@ -96,21 +99,10 @@ def test_stalls_add_rare_long_pauses(make_kernel) -> None:
 def test_pareto_steal_keeps_the_mean_and_has_a_heavier_tail(make_kernel) -> None:
     """vcpu_steal_shape: the same rate and mean pause, drawn Pareto instead of
     exponential: about the same time stolen, but now and then a pause many times
-    the mean (sampled every 20 us: how long the vCPU stays paused from there)."""
+    the mean."""
     def run(shape: float) -> tuple[int, int]:
         costs = {"vcpu_steal_per_s": 1000.0, "vcpu_steal_ns": 100e3, "vcpu_steal_shape": shape}
-        kernel = make_kernel(ncpus=1, costs=costs, seed=3)
-        cpu = kernel.cpus[0]
-        longest = [0]
-
-        def sample(_: object) -> None:
-            longest[0] = max(longest[0], cpu.paused_until - kernel.sim.now)
-            kernel.sim.after(20_000, sample)
-
-        kernel.sim.after(0, sample)
-        spawn(kernel, "hog", hog, cpu=0)
-        kernel.sim.run(until=2 * SEC)
-        return cpu.steal_ns, longest[0]
+        return stolen_and_longest(make_kernel, costs, 3)
 
     (expo_steal, expo_longest), (pareto_steal, pareto_longest) = run(0.0), run(1.5)
     assert pareto_steal == pytest.approx(expo_steal, rel=0.3)  # both about 10% of 2 s

@@ -115,8 +115,8 @@ class WaitClock:
         self.t = 0
         self.queued = 0
 
-    def move(self, src: int | None, dst: int | None, k: int) -> None:
-        """``k`` objects leave stage ``src`` (None: newly queued) for ``dst`` (None: freed)."""
+    def _integrate(self) -> None:
+        """Add each count times the time since the last change to its area."""
         now = self.sim.now
         if now != self.t:
             dt = now - self.t
@@ -125,6 +125,10 @@ class WaitClock:
             area[1] += n[1] * dt
             area[2] += n[2] * dt
             self.t = now
+
+    def move(self, src: int | None, dst: int | None, k: int) -> None:
+        """``k`` objects leave stage ``src`` (None: newly queued) for ``dst`` (None: freed)."""
+        self._integrate()
         if src is None:
             self.queued += k
         else:
@@ -134,7 +138,7 @@ class WaitClock:
 
     def mean_ns(self) -> dict[str, int]:
         """Mean wait per queued object in each stage, up to now."""
-        self.move(None, None, 0)
+        self._integrate()
         q = max(self.queued, 1)
         return {"krcp_ns": self.area[IN_KRCP] // q, "gp_ns": self.area[DETACHED] // q,
                 "freeing_ns": self.area[FREEING] // q}
