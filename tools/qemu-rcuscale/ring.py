@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""The batch-level events of kvfree_rcu, from the kernel and from the model, side by side.
+
+kvsim-ring.patch makes kernel/rcu/tree.c (6.1.192) log, into a ring that
+``run.py --ring`` saves with QEMU's pmemsave: grace-period start and end
+(rcu_gp_init()/rcu_gp_cleanup()), each detach of a krcp into a batch
+(kfree_rcu_monitor(), with krcp->count), each monitor pass that finds both
+batches busy and re-arms (with count; kfree_rcu_shrink_scan() calls the
+monitor too, so a shrinker storm shows as a burst of these), and the start
+and end of kfree_rcu_work() (with global NR_FREE_PAGES).  Times are
+local_clock(): jiffy-quantised under TCG (the TSC is unstable there).
+
+``ring.py model`` records the same events from kvfree-sim (run it with the
+project's virtualenv); ``ring.py summary`` prints the distributions of any
+number of rings side by side.
+
+  ring.py summary data/qemu-tcg-here-2026-11-26/ring-80M-run201.ring.gz model.ring
+  .venv/bin/python tools/qemu-rcuscale/ring.py model --memory 80M --profile P --out model.ring
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import statistics
+import struct
+from collections import defaultdict, deque
+from pathlib import Path
+from typing import Any
+
+GP_START, GP_END, DETACH, WORK_START, WORK_END, MON_BUSY = 1, 2, 3, 4, 5, 6
+ENTRY = struct.Struct("<QIHHQ")  # struct kvsim_ev { u64 t; u32 what; u16 cpu; u16 krcpu; u64 arg; }
+HEADER = 16  # atomic_t kvsim_idx, padded to the ring's alignment
+Event = tuple[int, int, int, int, int]  # (t ns, what, executing cpu, krcp's cpu, arg)
+
+
+def load(path: Path) -> list[Event]:
+    """The ring's events in the order they were logged (times are quantised: do not sort)."""
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    n = min(struct.unpack_from("<i", raw, 0)[0], (len(raw) - HEADER) // ENTRY.size)
+    return [ENTRY.unpack_from(raw, HEADER + ENTRY.size * i) for i in range(n)]
+
+
+def save(path: Path, events: list[Event]) -> None:
+    with open(path, "wb") as f:
+        f.write(struct.pack("<i", len(events)).ljust(HEADER, b"\0"))
+        for e in events:
+            f.write(ENTRY.pack(*e))
+
+
+def metrics(events: list[Event], page_kb: int = 4) -> dict[str, list[float]]:
+    """Distributions over the test (first to last detach), in ms, objects or MB."""
+    det = [e for e in events if e[1] == DETACH]
+    t0, t1 = det[0][0], det[-1][0]
+    ev = [e for e in events if t0 <= e[0] <= t1]
+    out: dict[str, list[float]] = defaultdict(list)
+    gp_start = None
+    queued: dict[int, deque[int]] = defaultdict(deque)
+    running: dict[tuple[int, int], deque[int]] = defaultdict(deque)
+    last_detach: dict[int, int] = {}
+    busy = 0
+    for t, what, cpu, krc, arg in ev:
+        if what == GP_START:
+            gp_start = t
+        elif what == GP_END and gp_start is not None:
+            out["grace period (ms)"].append((t - gp_start) / 1e6)
+        elif what == DETACH:
+            out["objects per batch"].append(arg & 0xFFFFFFFF)
+            if krc in last_detach:
+                out["detach interval per CPU (ms)"].append((t - last_detach[krc]) / 1e6)
+            last_detach[krc] = t
+            queued[krc].append(t)
+        elif what == WORK_START:
+            if queued[krc]:
+                out["detach -> kfree_rcu_work (ms)"].append((t - queued[krc].popleft()) / 1e6)
+            running[(cpu, krc)].append(t)
+            out["free at kfree_rcu_work (MB)"].append(arg * page_kb / 1024)
+        elif what == WORK_END and running[(cpu, krc)]:
+            out["kfree_rcu_work (ms)"].append((t - running[(cpu, krc)].popleft()) / 1e6)
+        elif what == MON_BUSY:
+            busy += 1
+    out["test (s)"] = [(t1 - t0) / 1e9]
+    out["monitor passes with both batches busy"] = [busy]
+    return out
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def summary(paths: list[Path]) -> None:
+    ms = [metrics(load(p)) for p in paths]
+    names = [p.name for p in paths]
+    print(f"{'':38s}" + "".join(f"{n[:30]:>32s}" for n in names))
+    keys = list(dict.fromkeys(k for m in ms for k in m))
+    for k in keys:
+        cells = []
+        for m in ms:
+            xs = m.get(k, [])
+            if len(xs) == 1:
+                cells.append(f"{xs[0]:>32.4g}")
+            elif xs:
+                cells.append(f"{statistics.mean(xs):9.4g} [{pct(xs, .01):.3g} {pct(xs, .5):.3g} {pct(xs, .99):.3g}]"
+                             .rjust(32))
+            else:
+                cells.append(f"{'-':>32s}")
+        print(f"{k:38s}" + "".join(cells))
+    print("(mean [p1 p50 p99])")
+
+
+def record_model(args: argparse.Namespace) -> None:
+    """Run kvfree-sim with hooks that log the ring's events at the same points."""
+    from kvfree_sim.config import make_config
+    from kvfree_sim.kvfree_rcu import tree
+    from kvfree_sim.machine import Machine
+    from kvfree_sim.trace.hooks import Tracer
+
+    events: list[Event] = []
+    box: dict[str, Any] = {}
+
+    def log(what: int, krc: int, arg: int) -> None:
+        k = box["machine"].kernel
+        events.append((k.sim.now, what, 0, krc, arg))
+
+    class Ring(Tracer):
+        def rcu_grace_period(self, gp_seq: int, event: str) -> None:
+            log(GP_START if event == "start" else GP_END, 0, gp_seq)
+
+        def workqueue_execute_start(self, worker: Any, work: Any) -> None:
+            if isinstance(work.data, tree.KfreeRcuCpuWork):
+                log(WORK_START, work.data.krcp.cpu.id, box["machine"].kernel.mm.nr_free_pages())
+
+        def workqueue_execute_end(self, worker: Any, work: Any) -> None:
+            if isinstance(work.data, tree.KfreeRcuCpuWork):
+                log(WORK_END, work.data.krcp.cpu.id, box["machine"].kernel.mm.nr_free_pages())
+
+    cfg = make_config(args.variant, cpus=args.cpus, memory=args.memory, profile=args.profile, seed=args.seed,
+                      bootargs=args.bootargs)
+    machine = Machine(cfg, None, Ring())
+    box["machine"] = machine
+    kv = machine.kvfree
+    attach, monitor = kv.attach_channels, kv.kfree_rcu_monitor
+
+    def attach_channels(krcp: Any, krwp: Any) -> None:
+        log(DETACH, krcp.cpu.id, krcp.count)
+        attach(krcp, krwp)
+
+    def kfree_rcu_monitor(krcp: Any, ctx: Any) -> None:
+        monitor(krcp, ctx)
+        if krcp.bkvhead[0] or krcp.bkvhead[1] or krcp.head:
+            log(MON_BUSY, krcp.cpu.id, krcp.count)
+
+    kv.attach_channels, kv.kfree_rcu_monitor = attach_channels, kfree_rcu_monitor  # instance hooks
+    result = machine.run()
+    save(args.out, events)
+    print(f"{args.out}: {len(events)} events; {result.outcome}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("summary", help="distributions of rings side by side")
+    s.add_argument("rings", nargs="+", type=Path)
+    m = sub.add_parser("model", help="record the model's ring (needs kvfree_sim importable)")
+    m.add_argument("--variant", default="v6.1")
+    m.add_argument("--cpus", type=int, default=2)
+    m.add_argument("--memory", default="80M")
+    m.add_argument("--profile", default="qemu-tcg-6.1")
+    m.add_argument("--seed", type=int, default=1)
+    m.add_argument("--bootargs", default="rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=16 rcuscale.holdoff=2 "
+                   "rcuscale.kfree_loops=100 rcuscale.kfree_alloc_num=8000 rcuscale.kfree_mult=64 "
+                   "torture.disable_onoff_at_boot")
+    m.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    if args.cmd == "summary":
+        summary(args.rings)
+    else:
+        record_model(args)
+
+
+if __name__ == "__main__":
+    main()
