@@ -6,8 +6,11 @@ kvsim-ring.patch makes kernel/rcu/tree.c (6.1.192) log, into a ring that
 (rcu_gp_init()/rcu_gp_cleanup()), each detach of a krcp into a batch
 (kfree_rcu_monitor(), with krcp->count), each monitor pass that finds both
 batches busy and re-arms (with count; kfree_rcu_shrink_scan() calls the
-monitor too, so a shrinker storm shows as a burst of these), and the start
-and end of kfree_rcu_work() (with global NR_FREE_PAGES).  Times are
+monitor too, so a shrinker storm shows as a burst of these), the start
+and end of kfree_rcu_work() (with global NR_FREE_PAGES), each run of
+fill_page_cache_func(), each inline page allocation of the 1-argument form
+and each 2-argument call that falls back to the rcu_head list (the
+calibration data's fill_runs, direct_alloc and head_fallback).  Times are
 local_clock(): jiffy-quantised under TCG (the TSC is unstable there).
 
 ``ring.py model`` records the same events from kvfree-sim (run it with the
@@ -28,7 +31,7 @@ from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
-GP_START, GP_END, DETACH, WORK_START, WORK_END, MON_BUSY = 1, 2, 3, 4, 5, 6
+GP_START, GP_END, DETACH, WORK_START, WORK_END, MON_BUSY, FILL, DIRECT, FALLBACK = range(1, 10)
 ENTRY = struct.Struct("<QIHHQ")  # struct kvsim_ev { u64 t; u32 what; u16 cpu; u16 krcpu; u64 arg; }
 HEADER = 16  # atomic_t kvsim_idx, padded to the ring's alignment
 Event = tuple[int, int, int, int, int]  # (t ns, what, executing cpu, krcp's cpu, arg)
@@ -58,7 +61,7 @@ def metrics(events: list[Event], page_kb: int = 4) -> dict[str, list[float]]:
     queued: dict[int, deque[int]] = defaultdict(deque)
     running: dict[tuple[int, int], deque[int]] = defaultdict(deque)
     last_detach: dict[int, int] = {}
-    busy = 0
+    count = {MON_BUSY: 0, FILL: 0, DIRECT: 0, FALLBACK: 0}
     for t, what, cpu, krc, arg in ev:
         if what == GP_START:
             gp_start = t
@@ -77,10 +80,13 @@ def metrics(events: list[Event], page_kb: int = 4) -> dict[str, list[float]]:
             out["free at kfree_rcu_work (MB)"].append(arg * page_kb / 1024)
         elif what == WORK_END and running[(cpu, krc)]:
             out["kfree_rcu_work (ms)"].append((t - running[(cpu, krc)].popleft()) / 1e6)
-        elif what == MON_BUSY:
-            busy += 1
+        elif what in count:
+            count[what] += 1
     out["test (s)"] = [(t1 - t0) / 1e9]
-    out["monitor passes with both batches busy"] = [busy]
+    out["monitor passes with both batches busy"] = [count[MON_BUSY]]
+    out["fill_runs"] = [count[FILL]]
+    out["direct_alloc"] = [count[DIRECT]]
+    out["head_fallback"] = [count[FALLBACK]]
     return out
 
 
@@ -141,6 +147,7 @@ def record_model(args: argparse.Namespace) -> None:
     box["machine"] = machine
     kv = machine.kvfree
     attach, monitor = kv.attach_channels, kv.kfree_rcu_monitor
+    counters = kv.c
 
     def attach_channels(krcp: Any, krwp: Any) -> None:
         log(DETACH, krcp.cpu.id, krcp.count)
@@ -153,6 +160,10 @@ def record_model(args: argparse.Namespace) -> None:
 
     kv.attach_channels, kv.kfree_rcu_monitor = attach_channels, kfree_rcu_monitor  # instance hooks
     result = machine.run()
+    # The model counts these in segments, not per call: totals only, timed at the last detach.
+    last = max(e[0] for e in events if e[1] == DETACH)
+    for what, key in ((FILL, "fill_runs"), (DIRECT, "direct_alloc"), (FALLBACK, "head_fallback")):
+        events += [(last, what, 0, 0, 0)] * int(counters.get(key, 0))
     save(args.out, events)
     print(f"{args.out}: {len(events)} events; {result.outcome}")
 
