@@ -10,7 +10,11 @@ monitor too, so a shrinker storm shows as a burst of these), the start
 and end of kfree_rcu_work() (with global NR_FREE_PAGES), each run of
 fill_page_cache_func(), each inline page allocation of the 1-argument form
 and each 2-argument call that falls back to the rcu_head list (the
-calibration data's fill_runs, direct_alloc and head_fallback).  Times are
+calibration data's fill_runs, direct_alloc and head_fallback), and each bulk
+page a krcp starts to fill; in mm/page_alloc.c, each direct reclaim round
+(__perform_reclaim(): start with free pages, end with its progress), each
+__alloc_pages_may_oom() and each boost_watermark() (with the zone's free
+pages).  Times are
 local_clock(): jiffy-quantised under TCG (the TSC is unstable there).
 
 ``ring.py model`` records the same events from kvfree-sim (run it with the
@@ -31,7 +35,8 @@ from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
-GP_START, GP_END, DETACH, WORK_START, WORK_END, MON_BUSY, FILL, DIRECT, FALLBACK = range(1, 10)
+(GP_START, GP_END, DETACH, WORK_START, WORK_END, MON_BUSY, FILL, DIRECT, FALLBACK, PAGE,
+ RECLAIM_START, RECLAIM_END, OOM, BOOST) = range(1, 15)
 ENTRY = struct.Struct("<QIHHQ")  # struct kvsim_ev { u64 t; u32 what; u16 cpu; u16 krcpu; u64 arg; }
 HEADER = 16  # atomic_t kvsim_idx, padded to the ring's alignment
 Event = tuple[int, int, int, int, int]  # (t ns, what, executing cpu, krcp's cpu, arg)
@@ -61,7 +66,8 @@ def metrics(events: list[Event], page_kb: int = 4) -> dict[str, list[float]]:
     queued: dict[int, deque[int]] = defaultdict(deque)
     running: dict[tuple[int, int], deque[int]] = defaultdict(deque)
     last_detach: dict[int, int] = {}
-    count = {MON_BUSY: 0, FILL: 0, DIRECT: 0, FALLBACK: 0}
+    count = {MON_BUSY: 0, FILL: 0, DIRECT: 0, FALLBACK: 0, OOM: 0, BOOST: 0}
+    reclaiming: dict[int, int] = {}
     for t, what, cpu, krc, arg in ev:
         if what == GP_START:
             gp_start = t
@@ -80,6 +86,10 @@ def metrics(events: list[Event], page_kb: int = 4) -> dict[str, list[float]]:
             out["free at kfree_rcu_work (MB)"].append(arg * page_kb / 1024)
         elif what == WORK_END and running[(cpu, krc)]:
             out["kfree_rcu_work (ms)"].append((t - running[(cpu, krc)].popleft()) / 1e6)
+        elif what == RECLAIM_START:
+            reclaiming[cpu] = t
+        elif what == RECLAIM_END and cpu in reclaiming:
+            out["direct reclaim round (ms)"].append((t - reclaiming.pop(cpu)) / 1e6)
         elif what in count:
             count[what] += 1
     out["test (s)"] = [(t1 - t0) / 1e9]
@@ -87,6 +97,8 @@ def metrics(events: list[Event], page_kb: int = 4) -> dict[str, list[float]]:
     out["fill_runs"] = [count[FILL]]
     out["direct_alloc"] = [count[DIRECT]]
     out["head_fallback"] = [count[FALLBACK]]
+    out["watermark boosts"] = [count[BOOST]]
+    out["out-of-memory calls"] = [count[OOM]]
     return out
 
 
@@ -141,6 +153,15 @@ def record_model(args: argparse.Namespace) -> None:
             if isinstance(work.data, tree.KfreeRcuCpuWork):
                 log(WORK_END, work.data.krcp.cpu.id, box["machine"].kernel.mm.nr_free_pages())
 
+        def mm_vmscan_direct_reclaim_begin(self, task: Any, order: int, gfp: int) -> None:
+            cpu = task.cpu.id if task.cpu is not None else 0
+            events.append((box["machine"].kernel.sim.now, RECLAIM_START, cpu, cpu,
+                           box["machine"].kernel.mm.nr_free_pages()))
+
+        def mm_vmscan_direct_reclaim_end(self, task: Any, nr_reclaimed: int) -> None:
+            cpu = task.cpu.id if task.cpu is not None else 0
+            events.append((box["machine"].kernel.sim.now, RECLAIM_END, cpu, cpu, nr_reclaimed))
+
     cfg = make_config(args.variant, cpus=args.cpus, memory=args.memory, profile=args.profile, seed=args.seed,
                       bootargs=args.bootargs)
     machine = Machine(cfg, None, Ring())
@@ -164,6 +185,8 @@ def record_model(args: argparse.Namespace) -> None:
     last = max(e[0] for e in events if e[1] == DETACH)
     for what, key in ((FILL, "fill_runs"), (DIRECT, "direct_alloc"), (FALLBACK, "head_fallback")):
         events += [(last, what, 0, 0, 0)] * int(counters.get(key, 0))
+    events += [(last, BOOST, 0, 0, 0)] * machine.kernel.mm.stats["pgsteal_boost"]
+    events += [(last, OOM, 0, 0, 0)] * machine.kernel.mm.stats["oom"]
     save(args.out, events)
     print(f"{args.out}: {len(events)} events; {result.outcome}")
 

@@ -11,9 +11,9 @@ OUT/probe-runs.csv, not runs.csv):
 * ``--monitor``: every ``--period`` s, read the guest's jiffies, free pages
   and unreclaimable slab pages through QEMU's human monitor (``xp``) into
   OUT/logs/TAG.mem.csv.  Addresses from the kernel's System.map.
-* ``--ring``: a kernel built with kvsim-ring.patch; once the result line is
-  out, ``pmemsave`` its event ring into OUT/logs/TAG.ring (``kvfree-sim ring``
-  reads it).
+* ``--ring``: a kernel built with kvsim-ring.patch; once the result line or
+  a panic is out (``panic=0`` then, so that the guest stays up),
+  ``pmemsave`` its event ring into OUT/logs/TAG.ring (``ring.py`` reads it).
 """
 
 from __future__ import annotations
@@ -121,9 +121,12 @@ def boot(args: argparse.Namespace, mem: int, run: int) -> dict[str, object]:
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{tag}.log"
+    append = APPEND.format(mult=args.mult)
+    if args.ring:  # stay up after a panic, so that the ring can be saved
+        append = append.replace("panic=-1", "panic=0")
     cmd = ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-cpu", "qemu64",
            "-smp", f"{args.smp},sockets={args.smp},cores=1,threads=1", "-m", f"{mem}M", "-nographic",
-           "-net", "none", "-no-reboot", "-kernel", str(args.kernel), "-append", APPEND.format(mult=args.mult)]
+           "-net", "none", "-no-reboot", "-kernel", str(args.kernel), "-append", append]
     sampler = None
     if args.monitor:
         sock = f"/tmp/kvsim-{os.getpid()}-{tag}.mon"
@@ -148,7 +151,8 @@ def boot(args: argparse.Namespace, mem: int, run: int) -> dict[str, object]:
         while q.poll() is None:
             time.sleep(0.2)
             now = time.monotonic()
-            if done_at is None and "Total time taken" in log.read_text(errors="replace"):
+            text = log.read_text(errors="replace")
+            if done_at is None and ("Total time taken" in text or (args.ring and "Kernel panic" in text)):
                 done_at = now
                 if args.ring:  # kvsim_idx, then the ring right after it (16-byte aligned)
                     Monitor(ring_sock).cmd(f'pmemsave {ring:#x} {16 + RING_ENTRY * RING_ENTRIES} '
