@@ -13,8 +13,11 @@ and each 2-argument call that falls back to the rcu_head list (the
 calibration data's fill_runs, direct_alloc and head_fallback), and each bulk
 page a krcp starts to fill; in mm/page_alloc.c, each direct reclaim round
 (__perform_reclaim(): start with free pages, end with its progress), each
-__alloc_pages_may_oom() and each boost_watermark() (with the zone's free
-pages).  Times are
+__alloc_pages_may_oom(), each boost_watermark() (with the zone's free
+pages) and each fallback steal of __rmqueue_fallback() (arg: the request's
+order, bits 0-3; the stolen block's order, 4-7; the orders at which the
+requester's own free lists are not empty, a mask in bits 8-18; the zone's free
+pages from bit 24).  Times are
 local_clock(): jiffy-quantised under TCG (the TSC is unstable there).
 
 ``ring.py model`` records the same events from kvfree-sim (run it with the
@@ -36,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 (GP_START, GP_END, DETACH, WORK_START, WORK_END, MON_BUSY, FILL, DIRECT, FALLBACK, PAGE,
- RECLAIM_START, RECLAIM_END, OOM, BOOST) = range(1, 15)
+ RECLAIM_START, RECLAIM_END, OOM, BOOST, STEAL) = range(1, 16)
+PAGEBLOCK_ORDER = 10  # the calibration kernel's (no HUGETLBFS)
 ENTRY = struct.Struct("<QIHHQ")  # struct kvsim_ev { u64 t; u32 what; u16 cpu; u16 krcpu; u64 arg; }
 HEADER = 16  # atomic_t kvsim_idx, padded to the ring's alignment
 Event = tuple[int, int, int, int, int]  # (t ns, what, executing cpu, krcp's cpu, arg)
@@ -66,7 +70,8 @@ def metrics(events: list[Event], page_kb: int = 4) -> dict[str, list[float]]:
     queued: dict[int, deque[int]] = defaultdict(deque)
     running: dict[tuple[int, int], deque[int]] = defaultdict(deque)
     last_detach: dict[int, int] = {}
-    count = {MON_BUSY: 0, FILL: 0, DIRECT: 0, FALLBACK: 0, OOM: 0, BOOST: 0}
+    count = {MON_BUSY: 0, FILL: 0, DIRECT: 0, FALLBACK: 0, OOM: 0, BOOST: 0, STEAL: 0}
+    partial = 0
     reclaiming: dict[int, int] = {}
     for t, what, cpu, krc, arg in ev:
         if what == GP_START:
@@ -92,11 +97,15 @@ def metrics(events: list[Event], page_kb: int = 4) -> dict[str, list[float]]:
             out["direct reclaim round (ms)"].append((t - reclaiming.pop(cpu)) / 1e6)
         elif what in count:
             count[what] += 1
+            if what == STEAL and (arg >> 4) & 15 < PAGEBLOCK_ORDER:
+                partial += 1
     out["test (s)"] = [(t1 - t0) / 1e9]
     out["monitor passes with both batches busy"] = [count[MON_BUSY]]
     out["fill_runs"] = [count[FILL]]
     out["direct_alloc"] = [count[DIRECT]]
     out["head_fallback"] = [count[FALLBACK]]
+    out["fallback steals"] = [count[STEAL]]
+    out["... of less than a pageblock"] = [partial]
     out["watermark boosts"] = [count[BOOST]]
     out["out-of-memory calls"] = [count[OOM]]
     return out
