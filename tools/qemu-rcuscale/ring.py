@@ -188,7 +188,20 @@ def record_model(args: argparse.Namespace) -> None:
         if krcp.bkvhead[0] or krcp.bkvhead[1] or krcp.head:
             log(MON_BUSY, krcp.cpu.id, krcp.count)
 
+    mm = machine.kernel.mm
+    steal = mm._steal_pageblocks
+
+    def steal_pageblocks(used: int, alloc_flags: int) -> None:
+        # Each pageblock claimed is a steal; one that boosts is taken as partial (order 9).
+        blocks, boosts = mm.unmovable_blocks, mm.stats["pgsteal_boost"]
+        steal(used, alloc_flags)
+        boosted = mm.stats["pgsteal_boost"] - boosts
+        for i in range(mm.unmovable_blocks - blocks):
+            stolen = PAGEBLOCK_ORDER - 1 if i < boosted else PAGEBLOCK_ORDER
+            log(STEAL, 0, 3 | stolen << 4 | mm.nr_free_pages() << 24)
+
     kv.attach_channels, kv.kfree_rcu_monitor = attach_channels, kfree_rcu_monitor  # instance hooks
+    mm._steal_pageblocks = steal_pageblocks
     result = machine.run()
     # The model counts these in segments, not per call: totals only, timed at the last detach.
     last = max(e[0] for e in events if e[1] == DETACH)
