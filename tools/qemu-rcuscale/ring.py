@@ -17,7 +17,8 @@ __alloc_pages_may_oom(), each boost_watermark() (with the zone's free
 pages) and each fallback steal of __rmqueue_fallback() (arg: the request's
 order, bits 0-3; the stolen block's order, 4-7; the orders at which the
 requester's own free lists are not empty, a mask in bits 8-18; the zone's free
-pages from bit 24).  Times are
+pages from bit 24); in mm/vmscan.c, each balance_pgdat() pass of kswapd (with
+its boost to reclaim), each boost it clears, and each wakeup_kswapd() call.  Times are
 local_clock(): jiffy-quantised under TCG (the TSC is unstable there).
 
 ``ring.py model`` records the same events from kvfree-sim (run it with the
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 (GP_START, GP_END, DETACH, WORK_START, WORK_END, MON_BUSY, FILL, DIRECT, FALLBACK, PAGE,
- RECLAIM_START, RECLAIM_END, OOM, BOOST, STEAL) = range(1, 16)
+ RECLAIM_START, RECLAIM_END, OOM, BOOST, STEAL, KSWAPD_PASS, BOOST_CLEARED, KSWAPD_WAKE) = range(1, 19)
 PAGEBLOCK_ORDER = 10  # the calibration kernel's (no HUGETLBFS)
 ENTRY = struct.Struct("<QIHHQ")  # struct kvsim_ev { u64 t; u32 what; u16 cpu; u16 krcpu; u64 arg; }
 HEADER = 16  # atomic_t kvsim_idx, padded to the ring's alignment
@@ -70,7 +71,8 @@ def metrics(events: list[Event], page_kb: int = 4) -> dict[str, list[float]]:
     queued: dict[int, deque[int]] = defaultdict(deque)
     running: dict[tuple[int, int], deque[int]] = defaultdict(deque)
     last_detach: dict[int, int] = {}
-    count = {MON_BUSY: 0, FILL: 0, DIRECT: 0, FALLBACK: 0, OOM: 0, BOOST: 0, STEAL: 0}
+    count = {MON_BUSY: 0, FILL: 0, DIRECT: 0, FALLBACK: 0, OOM: 0, BOOST: 0, STEAL: 0, KSWAPD_PASS: 0}
+    boosted_at: int | None = None
     partial = 0
     reclaiming: dict[int, int] = {}
     for t, what, cpu, krc, arg in ev:
@@ -95,8 +97,13 @@ def metrics(events: list[Event], page_kb: int = 4) -> dict[str, list[float]]:
             reclaiming[cpu] = t
         elif what == RECLAIM_END and cpu in reclaiming:
             out["direct reclaim round (ms)"].append((t - reclaiming.pop(cpu)) / 1e6)
+        elif what == BOOST_CLEARED and boosted_at is not None:
+            out["boost -> cleared by kswapd (ms)"].append((t - boosted_at) / 1e6)
+            boosted_at = None
         elif what in count:
             count[what] += 1
+            if what == BOOST and boosted_at is None:
+                boosted_at = t
             if what == STEAL and (arg >> 4) & 15 < PAGEBLOCK_ORDER:
                 partial += 1
     out["test (s)"] = [(t1 - t0) / 1e9]
@@ -107,6 +114,7 @@ def metrics(events: list[Event], page_kb: int = 4) -> dict[str, list[float]]:
     out["fallback steals"] = [count[STEAL]]
     out["... of less than a pageblock"] = [partial]
     out["watermark boosts"] = [count[BOOST]]
+    out["kswapd passes"] = [count[KSWAPD_PASS]]
     out["out-of-memory calls"] = [count[OOM]]
     return out
 
