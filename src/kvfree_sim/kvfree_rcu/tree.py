@@ -257,7 +257,6 @@ class KvfreeRcu:
         self.system_wq = kernel.system_wq
         self.system_highpri_wq: Workqueue = kernel.system_highpri_wq
         self.inflight_pages = 0  # pages a running kfree_rcu_work() holds
-        self.inflight_objects = 0  # objects a running kfree_rcu_work() holds
         self.wait = WaitClock(self.sim)
         self.krc: list[KfreeRcuCpu] = [KfreeRcuCpu(self, cpu) for cpu in kernel.cpus]
         self.kfree_rcu_batch_init()
@@ -341,7 +340,6 @@ class KvfreeRcu:
             if chain is None:
                 continue
             self.inflight_pages += chain.pages
-            self.inflight_objects += chain.nr_records
             self.wait.move(DETACHED, FREEING, chain.nr_records)
             per_obj = (self.kfree_bulk_ps if i == 0 else self.kfree_ps) + self.discard_share_ps(chain.origin)
             freer = self._chain_freer(krcp, cpu, chain)
@@ -349,7 +347,6 @@ class KvfreeRcu:
             if chain.pages > 1:
                 runs.append((chain.pages - 1, self.work_page_ps + KVFREE_BULK_MAX_ENTR * per_obj, freer))
         for run in head or ():
-            self.inflight_objects += run.n
             self.wait.move(DETACHED, FREEING, run.n)
             runs.append((run.n, self.kfree_ps + self.discard_share_ps(run.origin), self._list_freer(run, cpu)))
         if runs:
@@ -383,7 +380,6 @@ class KvfreeRcu:
             if chain.origin is not None:
                 chain.origin.free(objects, cpu.id)
             self.c["objects_freed"] += objects
-            self.inflight_objects -= objects
             self.wait.move(FREEING, None, objects)
             self.inflight_pages -= k
             krcp.lock(cpu)
@@ -401,7 +397,6 @@ class KvfreeRcu:
             self.checks.free_objects(run, k, "run of rcu_head-list objects")
             run.origin.free(k, cpu.id)
             self.c["objects_freed"] += k
-            self.inflight_objects -= k
             self.wait.move(FREEING, None, k)
         return commit
 
@@ -828,7 +823,7 @@ class KvfreeRcu:
 
     def objects_queued_now(self) -> int:
         """Objects queued and not yet freed, counted from the structures."""
-        n = self.inflight_objects
+        n = self.wait.n[FREEING]  # the objects a running kfree_rcu_work() holds
         for krcp in self.krc:
             for b in krcp.bkvhead:
                 n += b.nr_records - b.freed if b is not None else 0

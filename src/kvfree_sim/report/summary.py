@@ -249,8 +249,7 @@ def pressure_sentence(stats: Sequence[VariantStats]) -> str:
             # The medians describe the runs that lived; the others went from plenty to none.
             return (f"In the median run no variant's free memory fell below {NO_PRESSURE_WMARKS:g}x its low "
                     f"watermark and no task entered direct reclaim, yet {died} of "
-                    f"{sum(s.runs for s in stats)} runs ran out of memory: the pressure came all at once "
-                    "(a grace period held up long enough for the allocations to use all free memory), "
+                    f"{sum(s.runs for s in stats)} runs ran out of memory: the pressure came all at once, "
                     "not as a slow build-up, so a run either ran out of memory or never needed the "
                     "shrinker, and the variants could differ only in the runs that died.")
         return (f"No variant's free memory fell below {NO_PRESSURE_WMARKS:g}x its low watermark and no task "
