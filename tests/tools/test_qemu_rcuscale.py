@@ -72,3 +72,60 @@ def test_symbols_are_physical_and_missing_ones_named(tmp_path: Path) -> None:
     assert run.symbols(smap, "kvsim_idx") == {"kvsim_idx": 0x1CC3390}
     with pytest.raises(SystemExit, match="vm_zone_stat"):
         run.symbols(smap, "jiffies_64", "vm_zone_stat")
+
+
+def census_block_arg(block: int, mt: int, free: int, top: int | None, movable: int, reserved: int,
+                     slab: int) -> int:
+    """Event 19's packing, as kvsim_census() in kvsim-ring.patch does it."""
+    return (block | mt << 12 | free << 15 | (15 if top is None else top) << 26 | movable << 30
+            | reserved << 41 | slab << 52)
+
+
+def synthetic_census() -> list[tuple[int, int, int, int, int]]:
+    """A census at the test's start, then one at an order-3 UNMOVABLE steal of an order-8 block from
+    MOVABLE block 5 (pfn 5 << 10 | 256), with an event of the other CPU in between."""
+    head_start = 1  # why 1, zone 0
+    head_steal = 2 | 1 << 8 | 0 << 11 | (5 << 10 | 256) << 16  # from MOVABLE, for UNMOVABLE
+    steal = 3 | 8 << 4 | 0b101 << 8 | 2000 << 24  # order 3 from order 8; UNMOVABLE free at orders 0 and 2
+    extra = 7 | 4 << 12 | 1 << 23 | 12 << 34  # block 7: 4 unbuddied free pages, a page table, 12 on UNMOVABLE lists
+    return [
+        (0, ring.CENSUS_HEAD, 0, 0, head_start),
+        (0, ring.CENSUS_BLOCK, 0, 0, census_block_arg(5, 1, 1024, 10, 0, 0, 0)),
+        (0, ring.DETACH, 1, 1, 100),
+        (0, ring.CENSUS_BLOCK, 0, 0, census_block_arg(7, 0, 12, 2, 3, 256, 700)),
+        (0, ring.CENSUS_EXTRA, 0, 0, extra),
+        (5 * MS, ring.STEAL, 1, 1, steal),
+        (5 * MS, ring.CENSUS_HEAD, 1, 0, head_steal),
+        (5 * MS, ring.CENSUS_BLOCK, 1, 0, census_block_arg(5, 1, 508, 8, 0, 513, 0)),
+        (5 * MS, ring.CENSUS_BLOCK, 1, 0, census_block_arg(7, 0, 0, None, 3, 256, 765)),
+        (6 * MS, ring.CENSUS_HEAD, 1, 0, 1 << 8 | 3),  # an OOM call, order 1
+        (6 * MS, ring.CENSUS_BLOCK, 1, 0, census_block_arg(5, 0, 400, 7, 0, 513, 100)),
+    ]
+
+
+def test_census_decodes_blocks_steals_and_types(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cs = ring.censuses(synthetic_census())
+    assert [c["why"] for c in cs] == [1, 2, 3]
+    start, steal, oom = cs
+    assert start["blocks"][7] == dict(block=7, mt=0, free=12, top=2, movable=3, reserved=256, slab=700,
+                                      other=1024 - 12 - 3 - 256 - 700, unbuddied=4, pagetable=1,
+                                      on_unmovable=12, on_reclaimable=0)
+    assert start["blocks"][5]["top"] == 10 and steal["blocks"][7]["top"] is None
+    assert steal["steal"] == dict(order=3, stolen=8, mask=0b101, zone_free=2000)
+    assert (steal["from_mt"], steal["for_mt"], steal["pfn"] >> ring.PAGEBLOCK_ORDER) == (1, 0, 5)
+    assert oom["order"] == 1 and oom["steal"] is None
+    by = ring.census_by_type(start)
+    assert by[1]["wholly_free"] == 1 and by[1]["partly"] == 0
+    assert by[0]["partly"] == 1 and by[0]["reserved"] == 256 and by[0]["other"] == 53
+    assert dict(by[0]["top"]) == {2: 1} and dict(by[0]["free_by_top"]) == {2: 12}
+    by = ring.census_by_type(steal)
+    assert by[1]["partly"] == 1 and by[1]["reserved"] == 513 and by[1]["other"] == 3
+    assert by[0]["full"] == 1 and dict(by[0]["top"]) == {None: 1}
+    path = tmp_path / "c.ring"
+    ring.save(path, synthetic_census())
+    ring.print_census(path)
+    out = capsys.readouterr().out
+    assert "3 censuses (1 at steals, 1 at OOM calls)" in out
+    assert "steal +0.005 s: order 3 for UNMOVABLE from an order-8 block on the MOVABLE list" in out
+    assert "UNMOVABLE free orders: 0,2; zone free 7.8 MB" in out
+    assert "from block 5 MOVABLE: free 508 (largest order 8" in out and "at the next census UNMOVABLE" in out

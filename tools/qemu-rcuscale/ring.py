@@ -21,11 +21,43 @@ pages from bit 24); in mm/vmscan.c, each balance_pgdat() pass of kswapd (with
 its boost to reclaim), each boost it clears, and each wakeup_kswapd() call.  Times are
 local_clock(): jiffy-quantised under TCG (the TSC is unstable there).
 
+A census of a zone's pageblocks (kvsim_census() in mm/page_alloc.c, under
+zone->lock) is logged at rcuscale's first kvfree_call_rcu() (every populated
+zone), at each fallback steal (the zone, right after the steal event, before
+the steal changes anything) and at each __alloc_pages_may_oom() (every
+populated zone).  It is a header, then two events per pageblock, all from the
+same CPU with interrupts off (other CPUs' events may come in between); the
+event's krcpu field is the zone's index.
+
+* 20, header: bits 0-3 why (1 test start, 2 steal, 3 OOM call), 4-7 zone
+  index; for a steal, 8-10 the migratetype stolen from, 11-13 the requester's,
+  16-63 the pfn of the free block about to be stolen; for an OOM call, 8-11
+  the request's order.
+* 19, one per pageblock: bits 0-11 the block's index (pfn >> 10), 12-14 its
+  migratetype (get_pageblock_migratetype()), 15-25 free pages (the block's
+  PageBuddy heads, 1 << order each), 26-29 the largest free order (15: no free
+  page), 30-40 movable pages (PageLRU() or __PageMovable(), as
+  move_freepages_block() counts them), 41-51 PageReserved() pages, 52-62
+  PageSlab() pages (each page of a slab).  The classes are exclusive, in that
+  order (free, reserved, slab, movable); the rest of the block's 1024 pages
+  is "other".
+* 21, one per pageblock, after its 19: bits 0-11 the block's index, 12-22
+  pages of the "other" that are free but not in the buddy lists (refcount 0,
+  not a compound tail: per-CPU lists, pages being freed), 23-33 page-table
+  pages (PageTable()), 34-44 the block's free pages that sit on the
+  UNMOVABLE free lists, 45-55 those on the RECLAIMABLE lists (the rest of
+  its free pages are on the MOVABLE lists, or HIGHATOMIC/ISOLATE).
+
+Holes and memblock allocations are PageReserved (the first 1 MB, the kernel
+image, the memory map, the tail of the last block beyond the zone's end).
+``ring.py census`` prints the censuses.
+
 ``ring.py model`` records the same events from kvfree-sim (run it with the
 project's virtualenv); ``ring.py summary`` prints the distributions of any
 number of rings side by side.
 
   ring.py summary data/qemu-tcg-here-2026-11-26/ring-80M-run201.ring.gz model.ring
+  ring.py census data/qemu-tcg-here-2026-11-26/ring-56M-run900.ring.gz
   .venv/bin/python tools/qemu-rcuscale/ring.py model --memory 80M --profile P --out model.ring
 """
 
@@ -40,8 +72,11 @@ from pathlib import Path
 from typing import Any
 
 (GP_START, GP_END, DETACH, WORK_START, WORK_END, MON_BUSY, FILL, DIRECT, FALLBACK, PAGE,
- RECLAIM_START, RECLAIM_END, OOM, BOOST, STEAL, KSWAPD_PASS, BOOST_CLEARED, KSWAPD_WAKE) = range(1, 19)
+ RECLAIM_START, RECLAIM_END, OOM, BOOST, STEAL, KSWAPD_PASS, BOOST_CLEARED, KSWAPD_WAKE,
+ CENSUS_BLOCK, CENSUS_HEAD, CENSUS_EXTRA) = range(1, 22)
 PAGEBLOCK_ORDER = 10  # the calibration kernel's (no HUGETLBFS)
+PAGEBLOCK_PAGES = 1 << PAGEBLOCK_ORDER
+MIGRATETYPES = ("UNMOVABLE", "MOVABLE", "RECLAIMABLE", "HIGHATOMIC", "ISOLATE")
 ENTRY = struct.Struct("<QIHHQ")  # struct kvsim_ev { u64 t; u32 what; u16 cpu; u16 krcpu; u64 arg; }
 HEADER = 16  # atomic_t kvsim_idx, padded to the ring's alignment
 Event = tuple[int, int, int, int, int]  # (t ns, what, executing cpu, krcp's cpu, arg)
@@ -144,6 +179,153 @@ def summary(paths: list[Path]) -> None:
     print("(mean [p1 p50 p99])")
 
 
+def census_block(arg: int) -> dict[str, int | None]:
+    """Event 19: one pageblock."""
+    top = (arg >> 26) & 15
+    return dict(block=arg & 0xFFF, mt=(arg >> 12) & 7, free=(arg >> 15) & 0x7FF,
+                top=None if top == 15 else top, movable=(arg >> 30) & 0x7FF,
+                reserved=(arg >> 41) & 0x7FF, slab=(arg >> 52) & 0x7FF)
+
+
+def census_extra(arg: int) -> dict[str, int]:
+    """Event 21: the same block's unbuddied free pages, page tables, free pages by free list."""
+    return dict(block=arg & 0xFFF, unbuddied=(arg >> 12) & 0x7FF, pagetable=(arg >> 23) & 0x7FF,
+                on_unmovable=(arg >> 34) & 0x7FF, on_reclaimable=(arg >> 45) & 0x7FF)
+
+
+def census_head(arg: int) -> dict[str, int | None]:
+    """Event 20: why the census was taken, and for a steal the block it takes from."""
+    why = arg & 15
+    head: dict[str, int | None] = dict(why=why, zone=(arg >> 4) & 15, from_mt=None, for_mt=None, pfn=None,
+                                       order=None)
+    if why == 2:
+        head.update(from_mt=(arg >> 8) & 7, for_mt=(arg >> 11) & 7, pfn=arg >> 16)
+    elif why == 3:
+        head["order"] = (arg >> 8) & 15
+    return head
+
+
+def steal_fields(arg: int) -> dict[str, int]:
+    """Event 15: request order, stolen order, the requester's non-empty free orders, zone free pages."""
+    return dict(order=arg & 15, stolen=(arg >> 4) & 15, mask=(arg >> 8) & 0x7FF, zone_free=arg >> 24)
+
+
+def censuses(events: list[Event]) -> list[dict[str, Any]]:
+    """The censuses in the ring: header fields, t, cpu, the steal's event 15 (steals), and blocks by index."""
+    out: list[dict[str, Any]] = []
+    open_: dict[int, dict[str, Any]] = {}  # by executing CPU
+    last_steal: dict[int, dict[str, int]] = {}
+    for t, what, cpu, zone, arg in events:
+        if what == STEAL:
+            last_steal[cpu] = steal_fields(arg)
+        elif what == CENSUS_HEAD:
+            c: dict[str, Any] = dict(census_head(arg), t=t, cpu=cpu, blocks={}, steal=None)
+            if c["why"] == 2:
+                c["steal"] = last_steal.pop(cpu, None)
+            out.append(c)
+            open_[cpu] = c
+        elif what == CENSUS_BLOCK and cpu in open_:
+            b = census_block(arg)
+            open_[cpu]["blocks"].setdefault(b["block"], {}).update(b)
+        elif what == CENSUS_EXTRA and cpu in open_:
+            x = census_extra(arg)
+            open_[cpu]["blocks"].setdefault(x["block"], {}).update(x)
+    for c in out:
+        for b in c["blocks"].values():
+            if "free" in b:
+                b["other"] = PAGEBLOCK_PAGES - b["free"] - b["movable"] - b["reserved"] - b["slab"]
+    return out
+
+
+def census_by_type(c: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """Per migratetype: blocks, free pages, wholly free blocks, largest orders, and the partly free blocks'
+    occupants."""
+    out: dict[int, dict[str, Any]] = {}
+    for b in c["blocks"].values():
+        if "free" not in b:
+            continue
+        d = out.setdefault(b["mt"], dict(blocks=0, free=0, wholly_free=0, full=0, top=defaultdict(int),
+                                         free_by_top=defaultdict(int), partly=0, movable=0, reserved=0, slab=0,
+                                         other=0, unbuddied=0, pagetable=0, on_unmovable=0, on_reclaimable=0))
+        d["blocks"] += 1
+        d["free"] += b["free"]
+        d["top"][b["top"]] += 1
+        d["free_by_top"][b["top"]] += b["free"]
+        d["on_unmovable"] += b.get("on_unmovable", 0)
+        d["on_reclaimable"] += b.get("on_reclaimable", 0)
+        if b["free"] == PAGEBLOCK_PAGES:
+            d["wholly_free"] += 1
+        elif b["free"] == 0:
+            d["full"] += 1
+        else:
+            d["partly"] += 1
+            for k in ("movable", "reserved", "slab", "other", "unbuddied", "pagetable"):
+                d[k] += b.get(k, 0)
+    return out
+
+
+def _orders(hist: dict[int | None, int]) -> str:
+    keys = sorted((k for k in hist if k is not None), reverse=True) + ([None] if None in hist else [])
+    return " ".join(f"{'-' if k is None else k}:{hist[k]}" for k in keys)
+
+
+def _mt(mt: int | None) -> str:
+    return "?" if mt is None else MIGRATETYPES[mt] if mt < len(MIGRATETYPES) else str(mt)
+
+
+def _block(b: dict[str, Any]) -> str:
+    top = "-" if b["top"] is None else b["top"]
+    return (f"block {b['block']} {_mt(b['mt'])}: free {b['free']} (largest order {top}; on UNMOVABLE lists "
+            f"{b.get('on_unmovable', 0)}), movable {b['movable']}, reserved {b['reserved']}, slab {b['slab']}, "
+            f"other {b['other']} (unbuddied free {b.get('unbuddied', 0)}, page tables {b.get('pagetable', 0)})")
+
+
+def print_census(path: Path, every: bool = False, blocks: bool = False, page_kb: int = 4) -> None:
+    """The census at the test's start, at each steal (from the start on) and at each OOM call."""
+    cs = censuses(load(path))
+    start = next((c for c in cs if c["why"] == 1), None)
+    t0 = start["t"] if start else 0
+    print(f"{path.name}: {len(cs)} censuses ({sum(c['why'] == 2 for c in cs)} at steals, "
+          f"{sum(c['why'] == 3 for c in cs)} at OOM calls); times from the test's start census")
+    for i, c in enumerate(cs):
+        if not every and start is not None and c["t"] < t0:
+            continue
+        nfree = sum(b.get("free", 0) for b in c["blocks"].values())
+        when = f"{(c['t'] - t0) / 1e9:+.3f} s"
+        if c["why"] == 1:
+            print(f"\nstart {when}, zone {c['zone']}: {len(c['blocks'])} pageblocks, {nfree} free pages")
+        elif c["why"] == 3:
+            print(f"\nOOM call {when}, order {c['order']}, zone {c['zone']}: {nfree} free pages")
+        else:
+            s = c["steal"] or {}
+            mask = s.get("mask")
+            orders = "?" if mask is None else ",".join(str(o) for o in range(11) if mask >> o & 1) or "none"
+            print(f"\nsteal {when}: order {s.get('order', '?')} for {_mt(c['for_mt'])} from an order-"
+                  f"{s.get('stolen', '?')} block on the {_mt(c['from_mt'])} list; {_mt(c['for_mt'])} free orders: "
+                  f"{orders}; zone free {s.get('zone_free', 0) * page_kb / 1024:.1f} MB")
+            b = c["blocks"].get(c["pfn"] >> PAGEBLOCK_ORDER) if c["pfn"] is not None else None
+            if b and "free" in b:
+                nxt = next((d for d in cs[i + 1:] if b["block"] in d["blocks"] and "mt" in d["blocks"][b["block"]]),
+                           None)
+                after = _mt(nxt["blocks"][b["block"]]["mt"]) if nxt else "?"
+                print(f"  from {_block(b)}; at the next census {after}")
+        print(f"  {'type':12s}{'blocks':>7s}{'free':>7s}{'whole':>6s}{'full':>5s}  {'largest order: blocks':28s}"
+              f"{'free pages by largest order':32s}partly free: n, movable/reserved/slab/other (unbuddied, tables)")
+        for mt, d in sorted(census_by_type(c).items()):
+            occ = (f"{d['partly']}, {d['movable']}/{d['reserved']}/{d['slab']}/{d['other']} "
+                   f"({d['unbuddied']}, {d['pagetable']})") if d["partly"] else "0"
+            print(f"  {_mt(mt):12s}{d['blocks']:7d}{d['free']:7d}{d['wholly_free']:6d}{d['full']:5d}  "
+                  f"{_orders(d['top']):28s}{_orders(d['free_by_top']):32s}{occ}")
+        stray = {mt: d["on_unmovable"] for mt, d in census_by_type(c).items() if mt != 0 and d["on_unmovable"]}
+        if stray:
+            print("  free pages on the UNMOVABLE lists in blocks of other types: "
+                  + ", ".join(f"{_mt(mt)} {n}" for mt, n in stray.items()))
+        if blocks:
+            for b in sorted(c["blocks"].values(), key=lambda b: b["block"]):
+                if "free" in b:
+                    print("    " + _block(b))
+
+
 def record_model(args: argparse.Namespace) -> None:
     """Run kvfree-sim with hooks that log the ring's events at the same points."""
     from kvfree_sim.config import make_config
@@ -226,6 +408,10 @@ def main() -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("summary", help="distributions of rings side by side")
     s.add_argument("rings", nargs="+", type=Path)
+    c = sub.add_parser("census", help="the pageblock censuses: at the test's start, at steals, at OOM calls")
+    c.add_argument("rings", nargs="+", type=Path)
+    c.add_argument("--all", action="store_true", help="also the censuses before the test (boot-time steals)")
+    c.add_argument("--blocks", action="store_true", help="every pageblock of each census")
     m = sub.add_parser("model", help="record the model's ring (needs kvfree_sim importable)")
     m.add_argument("--variant", default="v6.1")
     m.add_argument("--cpus", type=int, default=2)
@@ -239,6 +425,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.cmd == "summary":
         summary(args.rings)
+    elif args.cmd == "census":
+        for path in args.rings:
+            print_census(path, every=args.all, blocks=args.blocks)
     else:
         record_model(args)
 
