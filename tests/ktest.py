@@ -12,7 +12,8 @@ import pytest
 
 from kvfree_sim import build
 from kvfree_sim.core.costs import COSTS, LAYOUT, MachineProfile
-from kvfree_sim.kernel.mm.page_alloc import PageAllocator
+from kvfree_sim.kernel.mm.buddy import MIGRATE_UNMOVABLE
+from kvfree_sim.kernel.mm.page_alloc import ALLOC_NO_WATERMARKS, PageAllocator
 from kvfree_sim.kernel.mm.vmscan import SHRINK_STOP, ShrinkControl
 from kvfree_sim.kernel.sched import SLEEP, Task, wake_task
 
@@ -33,7 +34,11 @@ MiB = 1 << 20
 #: count starts at the managed count.
 TEST_LAYOUT: dict[str, float] = {
     "firmware_reserved_kb": 0,
+    "firmware_top_kb": 0,
     "kernel_image_kb": 5024 * 4,
+    "kernel_text_kb": 0,
+    "kernel_rodata_kb": 0,
+    "kernel_rwdata_kb": 0,
     "freed_after_boot_kb": 0,
     "reserved_other_kb": 0,
     "percpu_kb_per_cpu": 0,
@@ -41,6 +46,7 @@ TEST_LAYOUT: dict[str, float] = {
     "boot_used_kb_per_cpu": 0,
     "zone_dma": 0,
     "pageblock_order": 9,
+    "buddy_allocator": 1,
     "host_cpus": 0,
     "host_slice_ns": 0,
 }
@@ -113,13 +119,25 @@ def drive(gen: Generator[Any, Any, Any]) -> Any:
 # -- memory ----------------------------------------------------------------------
 
 
-def hold(kernel: Any, owner: str, pages: int) -> None:
-    """Make ``owner`` hold ``pages`` more pages, taken from the highest zones first.
+def hold(kernel: Any, owner: str, pages: int, order: int = 0) -> None:
+    """Make ``owner`` hold ``pages`` more pages (in blocks of ``order``), taken from the
+    highest zones first.
 
     Test set-up, not an allocation: the pageblocks the pages sit in count as
     already claimed, so setting up a state does not boost the watermarks.
     """
     mm = kernel.mm
+    if mm.held is not None and pages < 0:
+        mm.free_pages(-pages, 0, owner)
+        return
+    if mm.held is not None:
+        boosts = [z.watermark_boost for z in mm.zones]
+        got = mm._take(pages >> order, order, ALLOC_NO_WATERMARKS)
+        assert got << order == pages, "not enough free memory to hold"
+        mm._hold(owner, pages)
+        for z, b in zip(mm.zones, boosts):
+            z.watermark_boost = b
+        return
     left = pages
     for z in reversed(mm.zones):
         k = min(z.free, left)
@@ -136,6 +154,11 @@ def claim_all_pageblocks(kernel: Any) -> None:
     allocations a test makes do not boost the watermarks (boost_watermark())."""
     mm = kernel.mm
     mm.unmovable_blocks = -(-mm.managed_pages // mm.pageblock_pages)
+    for z in mm.zones:
+        if z.area is not None:
+            z.area.block_mt = [MIGRATE_UNMOVABLE] * len(z.area.block_mt)
+            for pfn in list(z.area.order_of):
+                z.area._move_tail(pfn, MIGRATE_UNMOVABLE)
 
 
 def set_free(kernel: Any, free: int) -> None:

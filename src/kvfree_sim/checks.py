@@ -115,6 +115,17 @@ class Invariants:
                 raise InvariantViolation(
                     "pages not conserved",
                     f"the page allocator has {n} pages owned by {owner}, but {owner} holds {expect}")
+        for z in mm.zones:
+            if z.area is not None and z.area.nr_free != z.free:
+                raise InvariantViolation(
+                    "pages not conserved",
+                    f"zone {z.name}: its buddy lists hold {z.area.nr_free} pages, NR_FREE_PAGES says {z.free}")
+        if mm.held is not None:
+            for owner, n in held.items():
+                blocks = sum(len(lst) << o for o, lst in enumerate(mm.held.get(owner, [])))
+                if blocks != n:
+                    raise InvariantViolation(
+                        "pages not conserved", f"{owner} holds {n} pages but {blocks} pages' frame numbers")
         pcp = mm.nr_pcp_pages()
         total = mm.nr_free_pages() + pcp + sum(held.values())
         if total != mm.managed_pages:

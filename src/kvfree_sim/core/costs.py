@@ -81,6 +81,11 @@ COSTS: dict[str, str] = {
 LAYOUT: dict[str, str] = {
     "firmware_reserved_kb": "RAM the firmware keeps from the kernel (e820 holes below 1 MiB, BIOS areas)",
     "kernel_image_kb": "kernel code + rwdata + rodata + init + bss (the 'Memory:' boot line)",
+    "kernel_text_kb": "kernel code, at CONFIG_PHYSICAL_START (16 MiB), then a gap to the next 2 MiB (the "
+                      "'Memory:' boot line; the gaps are freed after boot); 0: sections not known",
+    "kernel_rodata_kb": "kernel rodata, 2 MiB aligned, then a gap to the next 2 MiB",
+    "kernel_rwdata_kb": "kernel rwdata, 2 MiB aligned; the init sections follow it, then bss",
+    "firmware_top_kb": "of firmware_reserved_kb, the part at the top of RAM (an e820 reserved range)",
     "freed_after_boot_kb": "init sections and alignment gaps freed once boot is over",
     "reserved_other_kb": "other boot reservations: printk buffer, hash tables, low 1 MiB, page tables",
     "percpu_kb_per_cpu": "per-CPU first chunk, per possible CPU ('percpu: Embedded N pages/cpu')",
@@ -88,6 +93,10 @@ LAYOUT: dict[str, str] = {
     "boot_used_kb_per_cpu": "the same, per CPU (kthread stacks and task_structs, per-CPU slab structures)",
     "zone_dma": "1 if the kernel has CONFIG_ZONE_DMA (the first 16 MiB are ZONE_DMA)",
     "pageblock_order": "pageblock order: HUGETLB_PAGE_ORDER (9) with CONFIG_HUGETLB_PAGE, else MAX_ORDER-1 (10)",
+    "buddy_allocator": "1: free pages kept by frame number, per order and migratetype (kernel/mm/buddy.py), so "
+                       "fragmentation, fallback steals and watermark boosts follow the kernel's; 0: counted, free "
+                       "memory taken to be unfragmented (about half the wall time at 64 CPUs; the same results "
+                       "while every fallback finds a whole free pageblock)",
     # the host around the guest
     "host_cpus": "host cores the vCPU threads share; 0: each vCPU has a core of its own (count, not KiB)",
     "host_slice_ns": "how long a vCPU thread runs before another takes its host core, in ns (kvfree_sim.kernel.host)",

@@ -61,7 +61,7 @@ class Kernel:
         self.system_highpri_wq = Workqueue(self, "events_highpri", highpri=True)
         self.system_unbound_wq = Workqueue(self, "events_unbound", unbound=True)
         self.rcu = Rcu(self, jiffies_till_first_fqs, jiffies_till_next_fqs)
-        self.mm = PageAllocator(self, memory_bytes, mm_version)
+        self.mm = PageAllocator(self, memory_bytes, mm_version, buddy=bool(profile.layout["buddy_allocator"]))
         self.vmscan = Vmscan(self, mm_version)
         self.oom = OomKiller(self)
         self.panicked: str | None = None

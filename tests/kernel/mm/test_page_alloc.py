@@ -38,6 +38,14 @@ def booted(make_kernel, mm_version: str):
     return kernel
 
 
+@pytest.fixture
+def counted(make_kernel, mm_version: str):
+    """``booted`` with the counted page allocator (free memory unfragmented)."""
+    kernel = make_kernel(ncpus=1, mm_version=mm_version, layout={"buddy_allocator": 0})
+    kernel.sim.run(until=1 * MSEC)
+    return kernel
+
+
 def current(kernel):
     """A kthread to allocate on behalf of (it never runs)."""
     return spawn(kernel, "current", sleep_forever, cpu=0, wake=False)
@@ -283,21 +291,22 @@ def test_gfp_kernel_reclaim_retries_then_oom(booted, mm_version: str, free: int)
 
 
 def steal_pageblock(kernel, gfp: int = GFP_KERNEL) -> None:
-    """Unmovable use grows past the pageblocks claimed so far while less than a
-    pageblock is free: __rmqueue_fallback() finds no whole free pageblock and steals
-    part of one (PageAllocator._steal_pageblocks(), called by the accounting of an
-    allocation; below the watermarks only an atomic or reserve request gets there)."""
+    """Counted page allocator: unmovable use grows past the pageblocks claimed so far
+    while less than a pageblock is free: __rmqueue_fallback() finds no whole free
+    pageblock and steals part of one (PageAllocator._steal_pageblocks(), called by the
+    accounting of an allocation; below the watermarks only an atomic or reserve request
+    gets there).  tests/kernel/mm/test_buddy.py has the same with the buddy lists."""
     mm = kernel.mm
     if mm.nr_free_pages() >= mm.pageblock_pages:
         set_free(kernel, mm.pageblock_pages - 16)
     mm._steal_pageblocks(mm.unmovable_blocks * mm.pageblock_pages + 1, gfp & __GFP_KSWAPD_RECLAIM)
 
 
-def test_taking_a_whole_free_pageblock_does_not_boost(booted) -> None:
+def test_taking_a_whole_free_pageblock_does_not_boost(counted) -> None:
     """steal_suitable_fallback() (v5.11, v6.1): "Take ownership for orders >=
     pageblock_order" comes before boost_watermark(): with a whole free pageblock to
     take over (here, while a pageblock's worth of pages is free), no boost, no kswapd."""
-    mm = booted.mm
+    mm = counted.mm
     used = mm.managed_pages - mm.nr_free_pages()
     need = mm.unmovable_blocks * mm.pageblock_pages - used + 1
     blocks = mm.unmovable_blocks
@@ -306,35 +315,35 @@ def test_taking_a_whole_free_pageblock_does_not_boost(booted) -> None:
     assert mm.zones[0].watermark_boost == 0 and mm.stats["kswapd_wakeups"] == 0
 
 
-def test_pageblock_steal_boosts_the_watermarks(booted) -> None:
+def test_pageblock_steal_boosts_the_watermarks(counted) -> None:
     """boost_watermark() (v5.11 and v6.1): watermark_boost = min(boost + pageblock_nr_pages,
     max(pageblock_nr_pages, high * watermark_boost_factor / 10000)) = min(boost + 512,
     1056 * 15000 / 10000 = 1584); wmark_pages() adds the boost to min, low and high."""
-    z = booted.mm.zones[0]
+    z = counted.mm.zones[0]
     boosts = []
     for _ in range(4):
-        steal_pageblock(booted)
+        steal_pageblock(counted)
         boosts.append(z.watermark_boost)
     assert boosts == [512, 1024, 1536, 1584]
     assert [z.wmark(i) for i in (WMARK_MIN, WMARK_LOW, WMARK_HIGH)] == [704 + 1584, 880 + 1584, 1056 + 1584]
 
 
-def test_pageblock_steal_wakes_kswapd_in_that_allocation(booted) -> None:
+def test_pageblock_steal_wakes_kswapd_in_that_allocation(counted) -> None:
     """steal_suitable_fallback(): if boost_watermark() and ALLOC_KSWAPD, set
     ZONE_BOOSTED_WATERMARK; rmqueue() of the same allocation tests and clears it and
     calls wakeup_kswapd() (v6.1 mm/page_alloc.c rmqueue(), label out:)."""
-    steal_pageblock(booted, GFP_KERNEL)
-    assert booted.mm.stats["kswapd_wakeups"] == 1
+    steal_pageblock(counted, GFP_KERNEL)
+    assert counted.mm.stats["kswapd_wakeups"] == 1
 
 
-def test_kswapd_drops_a_boost_it_cannot_reclaim(booted) -> None:
+def test_kswapd_drops_a_boost_it_cannot_reclaim(counted) -> None:
     """balance_pgdat(): a boosted pass that reclaims nothing stops ("if (nr_boost_reclaim
     && !nr_reclaimed) break"), and at out: the boost it saw is subtracted from the zone."""
-    z = booted.mm.zones[0]
-    steal_pageblock(booted, GFP_KERNEL)
-    booted.vmscan.wakeup_kswapd(z, 0)  # in case the allocation did not
-    booted.sim.run(until=50 * MSEC)
-    assert booted.vmscan.stats["kswapd_runs"] >= 1
+    z = counted.mm.zones[0]
+    steal_pageblock(counted, GFP_KERNEL)
+    counted.vmscan.wakeup_kswapd(z, 0)  # in case the allocation did not
+    counted.sim.run(until=50 * MSEC)
+    assert counted.vmscan.stats["kswapd_runs"] >= 1
     assert z.watermark_boost == 0
 
 

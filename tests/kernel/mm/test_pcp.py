@@ -53,6 +53,7 @@ def test_v5_11_frees_spill_a_batch_at_high(make_kernel) -> None:
     kernel = make_kernel(ncpus=2, mm_version="5.11")
     mm = kernel.mm
     hold(kernel, "test", 400)
+    hold(kernel, "test", 12, order=2)
     free0 = mm.nr_free_pages()
     mm.free_pages(185, 0, "test", 0)
     assert (mm.nr_free_pages(), mm.nr_pcp_pages()) == (free0, 185)
@@ -91,6 +92,7 @@ def test_6_1_a_high_order_free_after_a_spill_empties_the_list(make_kernel) -> No
     kernel = make_kernel(ncpus=2, mm_version="6.1")
     mm = kernel.mm
     hold(kernel, "test", 1000)
+    hold(kernel, "test", 8, order=3)
     mm.free_pages(440, 0, "test", 0)
     assert mm.zones[-1].pcp.lists[0].free_factor == 1
     free0 = mm.nr_free_pages()

@@ -39,12 +39,15 @@ highatomic reserves, CMA, NUMA (one node), cpusets.
 
 from __future__ import annotations
 
+from collections import deque
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Generator
 
 from .gfp import (
     GFP_ATOMIC_FLAG, GFP_DIRECT_RECLAIM, GFP_HIGH, GFP_KSWAPD_RECLAIM, GFP_MEMALLOC,
     GFP_NOFAIL, GFP_NOMEMALLOC, GFP_NORETRY, GFP_NOWARN, GFP_RETRY_MAYFAIL, gfp_string,
 )
+from .buddy import MAX_ORDER, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE, FreeArea
 from .pcp import PcpVersion, ZonePcp, pageset_high_and_batch
 from .slab import KmemCache, kmalloc_size
 
@@ -91,7 +94,7 @@ class Zone:
     """``struct zone``."""
 
     __slots__ = ("idx", "name", "present", "managed", "free", "watermark", "watermark_boost",
-                 "lowmem_reserve", "pcp")
+                 "lowmem_reserve", "pcp", "start_pfn", "area")
 
     def __init__(self, idx: int, present: int, managed: int) -> None:
         self.idx = idx
@@ -103,6 +106,8 @@ class Zone:
         self.watermark = [0, 0, 0]  # _watermark[WMARK_MIN..HIGH]
         self.watermark_boost = 0
         self.lowmem_reserve = [0, 0, 0]
+        self.start_pfn = 0  # zone_start_pfn
+        self.area: FreeArea | None = None  # the buddy lists, with the buddy model
 
     def wmark(self, i: int) -> int:
         """min/low/high_wmark_pages(): the watermark plus the boost."""
@@ -157,9 +162,10 @@ class PageAllocator:
     """Zones of one node, the buddy allocator's counts and the slow path."""
 
     def __init__(self, kernel: "Kernel", memory_bytes: int, mm_version: str,
-                 zones: list[tuple[int, int]] | None = None) -> None:
+                 zones: list[tuple[int, int]] | None = None, buddy: bool = True) -> None:
         """``zones``, given as (zone index, managed pages), replaces the layout's zones
-        (the worked examples of the watermark arithmetic use it)."""
+        (the worked examples of the watermark arithmetic use it); ``buddy`` keeps free
+        pages by frame number (:mod:`.buddy`) instead of counting them."""
         self.kernel = kernel
         self.mm_version = mm_version
         #: 6.1.192 backports: the v6.3 reserve rules, and zone_reclaimable_pages()
@@ -174,19 +180,26 @@ class PageAllocator:
             self.zones = [Zone(idx, n, n) for idx, n in zones]
         self.managed_pages = sum(z.managed for z in self.zones)
         self.present_pages = sum(z.present for z in self.zones)
-        self.pageblock_pages = 1 << int(layout["pageblock_order"])
+        self.pageblock_order = int(layout["pageblock_order"])
+        self.pageblock_pages = 1 << self.pageblock_order
         self.owners: dict[str, int] = {}
+        #: with the buddy model: each owner's blocks by order, oldest first (a free
+        #: gives back the oldest the owner holds), and the blocks _take() just got
+        self.held: dict[str, list[deque[int]]] | None = {} if buddy else None
+        self._got: list[int] = []
         self.caches: dict[int, KmemCache] = {}
         self._setup_watermarks(layout)
         self.pcp_version = PcpVersion(mm_version)
-        self._setup_pagesets(ncpus)
-        self.base_pages = 0
-        self._charge_base(layout, ncpus)
-        # pageblocks unmovable allocations have claimed (boost_watermark())
-        used = self.managed_pages - self.nr_free_pages()
-        self.unmovable_blocks = -(-used // self.pageblock_pages)
+        self._setup_pagesets(ncpus, buddy)
         self.stats = {"allocstall": 0, "oom": 0, "alloc_fail": 0, "pgsteal_boost": 0,
                       "direct_reclaim_ns": 0, "kswapd_wakeups": 0, "pcp_drains": 0}
+        if buddy:
+            self._setup_free_areas(layout)
+        self.base_pages = 0
+        self._charge_base(layout, ncpus)
+        # without the buddy model: pageblocks unmovable allocations have claimed
+        used = self.managed_pages - self.nr_free_pages()
+        self.unmovable_blocks = -(-used // self.pageblock_pages)
         #: the lowest free page count seen after an allocation (how close the run came to the watermarks)
         self.free_pages_min = self.nr_free_pages()
 
@@ -194,7 +207,7 @@ class PageAllocator:
 
     def _make_zones(self, memory_bytes: int, layout: dict[str, float], ncpus: int) -> list[Zone]:
         total = memory_bytes >> PAGE_SHIFT
-        present = total - int(layout["firmware_reserved_kb"]) // 4
+        present = total - int(layout["firmware_reserved_kb"]) // 4  # below 1 MiB and at the top
         low_limit = (3 << 30) >> PAGE_SHIFT  # QEMU pc: RAM above 3 GiB is remapped above 4 GiB
         dma_pages = 4096 - int(layout["firmware_reserved_kb"]) // 4 if layout["zone_dma"] else 0
         below4g = min(present, low_limit - int(layout["firmware_reserved_kb"]) // 4)
@@ -251,11 +264,109 @@ class PageAllocator:
             total += min(m, z.managed)
         self.totalreserve_pages = total
 
-    def _setup_pagesets(self, ncpus: int) -> None:
+    def _setup_pagesets(self, ncpus: int, listed: bool) -> None:
         """setup_zone_pageset() at boot, then zone_pcp_update() as each CPU comes online."""
         for z in self.zones:
             high, batch = pageset_high_and_batch(z.managed, z.watermark[WMARK_LOW], ncpus, self.pcp_version)
-            z.pcp = ZonePcp(high, batch, ncpus, self.pcp_version)
+            z.pcp = ZonePcp(high, batch, ncpus, self.pcp_version, listed)
+
+    def _setup_free_areas(self, layout: dict[str, float]) -> None:
+        """Page frames of each zone, and memblock_free_all() of those not reserved.
+
+        The zones follow each other from the first page after the firmware's
+        low reservation, the rest of the low 1 MiB reserved; the last one ends
+        below the firmware's reservation at the top of RAM (which need not be pageblock aligned: move_freepages_block() will
+        not take over a pageblock that crosses the zone's end).  The kernel
+        image sits at CONFIG_PHYSICAL_START (16 MiB): code, rodata and rwdata
+        each start on a 2 MiB boundary, and the gaps between them and the init
+        sections after rwdata are freed after boot (free_kernel_image_pages(),
+        free_initmem()), leaving partly free pageblocks; bss follows.  The rest
+        of the boot reservations (memmap, per-CPU areas, others) are at the top
+        of memory, as memblock allocates top-down.  Free ranges go to the buddy
+        lists in the largest aligned blocks (__free_pages_memory(),
+        FPI_TO_TAIL), every pageblock MIGRATE_MOVABLE.
+        """
+        pfn = (int(layout["firmware_reserved_kb"]) - int(layout["firmware_top_kb"])) // 4
+        for z in self.zones:
+            if z.idx == ZONE_DMA32 and any(o.idx == ZONE_DMA for o in self.zones):
+                pfn = 4096
+            if z.idx == ZONE_NORMAL:
+                pfn = 1 << (32 - PAGE_SHIFT)
+            z.start_pfn = pfn
+            pfn += z.present
+        reserved_total = sum(z.present - z.managed for z in self.zones)
+        top = self.zones[-1].start_pfn + self.zones[-1].present
+        # (zones given by their managed pages alone have nothing reserved); what of
+        # the image lies beyond the top of memory is placed with the rest
+        reserved: list[tuple[int, int]] = []
+        rest = reserved_total
+        for r0, r1 in self._image_reservation(layout) if reserved_total else []:
+            r1 = min(r1, top, r0 + rest)
+            if r1 > r0:
+                reserved.append((r0, r1))
+                rest -= r1 - r0
+        # the low 1 MiB that the firmware leaves is reserved too (reserve_real_mode(),
+        # trim_low_memory_range()), when it is in the zone the reservations are
+        # charged to (_make_zones() charges them all to the highest)
+        first = self.zones[0].start_pfn
+        low = min(rest, max(0, ((1 << 20) >> PAGE_SHIFT) - first)) if len(self.zones) == 1 else 0
+        if low:
+            reserved.append((first, first + low))
+            rest -= low
+        for r0, r1 in sorted(reserved, reverse=True):  # top-down, skipping the image
+            low = max(r1, top - rest)
+            if low < top:
+                reserved.append((low, top))
+                rest -= top - low
+            top = r0
+        if rest:
+            reserved.append((top - rest, top))
+        for z in self.zones:
+            end = z.start_pfn + z.present
+            z.area = FreeArea(z.start_pfn, end, self.pageblock_order, partial(self._boost_watermark, z))
+            start = z.start_pfn
+            for r0, r1 in sorted(reserved):
+                if r1 <= start or r0 >= end:
+                    continue
+                self._free_range(z.area, start, max(start, r0))
+                start = max(start, r1)
+            self._free_range(z.area, start, end)
+            if z.area.nr_free != z.managed:
+                from ...config import ConfigError
+
+                raise ConfigError(f"{z.name}: the boot reservations do not fit the zone's layout")
+
+    def _image_reservation(self, layout: dict[str, float]) -> list[tuple[int, int]]:
+        """The kernel image's page ranges still reserved after boot (code, rodata,
+        rwdata, bss; the 2 MiB alignment gaps and the init sections freed)."""
+        align = (2 << 20) >> PAGE_SHIFT
+        pos = (16 << 20) >> PAGE_SHIFT  # CONFIG_PHYSICAL_START
+        ranges: list[tuple[int, int]] = []
+        gaps = 0
+        for key in ("kernel_text_kb", "kernel_rodata_kb", "kernel_rwdata_kb"):
+            n = int(layout[key]) // 4
+            if n:
+                ranges.append((pos, pos + n))
+                nxt = pos + n if key == "kernel_rwdata_kb" else -(-(pos + n) // align) * align
+                gaps += nxt - pos - n
+                pos = nxt
+        # the rest of the image: init sections (freed, with whatever else the freed
+        # total holds) after rwdata, then bss
+        rest = max(0, int(layout["kernel_image_kb"]) // 4 - sum(r1 - r0 for r0, r1 in ranges))
+        init = min(rest, max(0, int(layout["freed_after_boot_kb"]) // 4 - gaps))
+        bss = rest - init
+        ranges.append((pos + init, pos + init + bss))
+        return [(r0, r1) for r0, r1 in ranges if r1 > r0]
+
+    @staticmethod
+    def _free_range(area: FreeArea, start: int, end: int) -> None:
+        """__free_pages_memory(): the largest aligned blocks, to the tail of their lists."""
+        while start < end:
+            order = min(MAX_ORDER - 1, (start & -start).bit_length() - 1 if start else MAX_ORDER - 1)
+            while start + (1 << order) > end:
+                order -= 1
+            area.free_one_page(start, order, area.pageblock_mt(start), to_tail=True)
+            start += 1 << order
 
     def _charge_base(self, layout: dict[str, float], ncpus: int) -> None:
         """Memory in use once boot is over: slab, page tables, kthread stacks, rootfs."""
@@ -263,7 +374,7 @@ class PageAllocator:
         pages = int(kb) // 4
         got = self._take(pages, 0, ALLOC_NO_WATERMARKS)
         self.base_pages = got
-        self.owners["base"] = got
+        self._hold("base", got)
 
     # -- counters -----------------------------------------------------------------------
 
@@ -284,6 +395,8 @@ class PageAllocator:
         """drain_all_pages(NULL): every CPU's lists back to the buddy lists."""
         for z in self.zones:
             z.free += self.zone_pcp(z).drain()
+            if z.area is not None:
+                self._to_buddy(z)
         self.stats["pcp_drains"] += 1
 
     def set_reclaim_active(self, active: bool) -> None:
@@ -311,7 +424,8 @@ class PageAllocator:
 
     def _take(self, nr_blocks: int, order: int, alloc_flags: int, highest: int = ZONE_NORMAL,
               cpu: int | None = None) -> int:
-        """get_page_from_freelist() for up to ``nr_blocks`` blocks; how many it got.
+        """get_page_from_freelist() for up to ``nr_blocks`` blocks; how many it got
+        (with the buddy model, their frame numbers are left in ``_got``).
 
         Zones are tried from the highest one allowed down (the zonelist), each
         while it passes its watermark; from CPU ``cpu``'s context, through its
@@ -330,7 +444,9 @@ class PageAllocator:
                                      + z.lowmem_reserve[highest] + size - 1)
             if use_pcp:
                 assert cpu is not None
-                got += self._take_pcp(z, cpu, order, nr_blocks - got, limit)
+                got += self._take_pcp(z, cpu, order, nr_blocks - got, limit, alloc_flags)
+            elif z.area is not None:
+                got += self._take_buddy(z, order, nr_blocks - got, limit, alloc_flags)
             elif z.free > limit:
                 room = z.free // size if nowm else (z.free - limit - 1) // size + 1
                 k = min(room, nr_blocks - got)
@@ -340,7 +456,35 @@ class PageAllocator:
                 break
         return got
 
-    def _take_pcp(self, z: Zone, cpu: int, order: int, want: int, limit: int) -> int:
+    def _order_ok(self, z: Zone, order: int, alloc_flags: int) -> bool:
+        """__zone_watermark_ok()'s high-order part: a free block of ``order`` or more."""
+        return z.area is None or not order or bool(alloc_flags & ALLOC_NO_WATERMARKS) or z.area.has_order(order)
+
+    def _rmqueue(self, z: Zone, order: int, alloc_flags: int) -> int:
+        """__rmqueue() for an unmovable block, and rmqueue()'s ZONE_BOOSTED_WATERMARK
+        wakeup of kswapd; the block's frame number or -1."""
+        area = z.area
+        assert area is not None
+        pfn = area.rmqueue(order, MIGRATE_UNMOVABLE, bool(alloc_flags & ALLOC_KSWAPD))
+        if area.boosted:
+            area.boosted = False
+            self.kernel.vmscan.wakeup_kswapd(z, 0)
+        return pfn
+
+    def _take_buddy(self, z: Zone, order: int, want: int, limit: int, alloc_flags: int) -> int:
+        """rmqueue_buddy() up to ``want`` times while the zone passes its watermark."""
+        size = 1 << order
+        got = 0
+        while got < want and z.free > limit and self._order_ok(z, order, alloc_flags):
+            pfn = self._rmqueue(z, order, alloc_flags)
+            if pfn < 0:
+                break
+            z.free -= size
+            self._got.append(pfn)
+            got += 1
+        return got
+
+    def _take_pcp(self, z: Zone, cpu: int, order: int, want: int, limit: int, alloc_flags: int) -> int:
         """rmqueue_pcplist() up to ``want`` times while the zone passes its watermark
         (the buddy count, which the list's pages are not part of)."""
         pcp = self.zone_pcp(z)
@@ -348,38 +492,80 @@ class PageAllocator:
         got = 0
         # Each allocation checks the watermark first; taking from the list does not
         # change the buddy count, refilling it does.
-        while got < want and z.free > limit:
+        while got < want and z.free > limit and self._order_ok(z, order, alloc_flags):
             if not pcp.lists[cpu].blocks[order]:
                 n = min(pcp.refill_count(pcp.lists[cpu], order), z.free // size)  # rmqueue_bulk()
+                if z.area is not None:
+                    pfns = self._rmqueue_bulk(z, order, n, alloc_flags)
+                    n = len(pfns)
+                    if n:
+                        pcp.add_bulk(cpu, order, n, pfns)
+                elif n > 0:
+                    pcp.add_bulk(cpu, order, n)
                 if n <= 0:
                     break
                 z.free -= n * size
-                pcp.add_bulk(cpu, order, n)
-            got += pcp.take(cpu, order, want - got)
+            got += pcp.take(cpu, order, want - got, self._got)
         if got:
             pcp.allocated(cpu, got)
         return got
 
-    def _charge(self, owner: str, pages: int, alloc_flags: int) -> None:
-        """Account pages to ``owner``; claim pageblocks (and boost) as unmovable use grows."""
+    def _rmqueue_bulk(self, z: Zone, order: int, count: int, alloc_flags: int) -> list[int]:
+        """rmqueue_bulk(): up to ``count`` blocks from the buddy lists, in the order taken."""
+        area = z.area
+        assert area is not None
+        pfns = area.rmqueue_bulk(order, MIGRATE_UNMOVABLE, count, bool(alloc_flags & ALLOC_KSWAPD))
+        if area.boosted:
+            area.boosted = False
+            self.kernel.vmscan.wakeup_kswapd(z, 0)
+        return pfns
+
+    def _hold(self, owner: str, pages: int) -> None:
+        """``owner`` now holds ``pages`` more (with the buddy model: the blocks in ``_got``)."""
         self.owners[owner] = self.owners.get(owner, 0) + pages
+        if self.held is not None and self._got:
+            lists = self.held.get(owner)
+            if lists is None:
+                lists = self.held[owner] = [deque() for _ in range(MAX_ORDER)]
+            order = (pages // len(self._got)).bit_length() - 1
+            lists[order].extend(self._got)
+            self._got.clear()
+
+    def _charge(self, owner: str, pages: int, alloc_flags: int) -> None:
+        """Account pages to ``owner``; without the buddy model, claim pageblocks (and
+        boost) as unmovable use grows."""
+        self._hold(owner, pages)
         free = self.nr_free_pages()
         if free < self.free_pages_min:
             self.free_pages_min = free
+        if self.held is not None:
+            return
         used = self.managed_pages - free
         if used > self.unmovable_blocks * self.pageblock_pages:
             self._steal_pageblocks(used, alloc_flags)
 
+    def _boost_watermark(self, z: Zone) -> bool:
+        """boost_watermark(): raise the zone's boost by a pageblock, up to
+        watermark_boost_factor of the high watermark; False on so small a zone
+        that boosting is "unlikely to produce results"."""
+        if self.pageblock_pages * 4 > z.managed:
+            return False
+        max_boost = max(self.pageblock_pages, z.watermark[WMARK_HIGH] * WATERMARK_BOOST_FACTOR // 10000)
+        z.watermark_boost = min(z.watermark_boost + self.pageblock_pages, max_boost)
+        self.stats["pgsteal_boost"] += 1
+        return True
+
     def _steal_pageblocks(self, used: int, alloc_flags: int) -> None:
-        """__rmqueue_fallback() -> steal_suitable_fallback() -> boost_watermark(); with
-        ALLOC_KSWAPD the same allocation's rmqueue() wakes kswapd (ZONE_BOOSTED_WATERMARK).
+        """Without the buddy model: __rmqueue_fallback() -> steal_suitable_fallback() ->
+        boost_watermark(); with ALLOC_KSWAPD the same allocation's rmqueue() wakes
+        kswapd (ZONE_BOOSTED_WATERMARK).
 
         The fallback takes the largest free block of the other migratetype, and a
         block of pageblock_order or more is simply taken over ("Take ownership for
         orders >= pageblock_order", before the boost, v5.0-v6.9): only a steal from
-        a partly used pageblock boosts.  Free memory is taken to be unfragmented, as
-        everywhere in this model, so a whole free pageblock exists while a
-        pageblock's worth of pages is free.
+        a partly used pageblock boosts.  Free memory is taken to be unfragmented
+        here, so a whole free pageblock exists while a pageblock's worth of pages
+        is free.
         """
         z = self.zones[-1]
         boosted = False
@@ -387,12 +573,7 @@ class PageAllocator:
             self.unmovable_blocks += 1
             if z.free >= self.pageblock_pages:
                 continue  # change_pageblock_range() of a whole free block: no boost
-            if self.pageblock_pages * 4 > z.managed:
-                continue  # "unlikely to produce results" on so small a zone
-            max_boost = max(self.pageblock_pages, z.watermark[WMARK_HIGH] * WATERMARK_BOOST_FACTOR // 10000)
-            z.watermark_boost = min(z.watermark_boost + self.pageblock_pages, max_boost)
-            self.stats["pgsteal_boost"] += 1
-            boosted = True
+            boosted = self._boost_watermark(z) or boosted
         if boosted and alloc_flags & ALLOC_KSWAPD:
             self.kernel.vmscan.wakeup_kswapd(z, 0)
 
@@ -418,6 +599,9 @@ class PageAllocator:
             raise InvariantViolation("pages not conserved", f"{owner} frees {pages} pages but holds {left + pages}")
         self.owners[owner] = left
         use_pcp = cpu is not None and order <= self.pcp_version.max_order
+        if self.held is not None:
+            self._free_blocks(nr_blocks, order, owner, cpu if use_pcp else None)
+            return
         for z in reversed(self.zones):
             pcp = self.zone_pcp(z)
             room = z.managed - z.free - pcp.pages  # pages in use in this zone
@@ -439,6 +623,45 @@ class PageAllocator:
                 k = min(z.managed - z.free - self.zone_pcp(z).pages, pages)
                 z.free += k
                 pages -= k
+
+    def _free_blocks(self, nr_blocks: int, order: int, owner: str, cpu: int | None) -> None:
+        """free_pages() with the buddy model: the owner's oldest blocks, to CPU ``cpu``'s
+        list (free_unref_page()) or to the buddy lists (__free_pages_ok())."""
+        assert self.held is not None
+        lst = self.held[owner][order]
+        pfns = [lst.popleft() for _ in range(nr_blocks)]
+        for z in reversed(self.zones):
+            mine = [p for p in pfns if p >= z.start_pfn]
+            if not mine:
+                continue
+            if len(mine) < len(pfns):
+                pfns = [p for p in pfns if p < z.start_pfn]
+            else:
+                pfns = []
+            if cpu is not None:
+                pcp = self.zone_pcp(z)
+                z.free += pcp.free(cpu, order, len(mine), mine)
+                self._to_buddy(z)
+            else:
+                area = z.area
+                assert area is not None
+                for p in mine:
+                    area.free_one_page(p, order, area.pageblock_mt(p))
+                z.free += len(mine) << order
+            if not pfns:
+                break
+
+    def _to_buddy(self, z: Zone) -> None:
+        """__free_one_page() of what the zone's per-CPU lists gave back, each to its
+        pageblock's list (get_pcppage_migratetype())."""
+        pcp = self.zone_pcp(z)
+        if pcp.spilled:
+            area = z.area
+            assert area is not None
+            block_mt, shift, base = area.block_mt, area.pageblock_order, area.start_pfn >> area.pageblock_order
+            for p, o in pcp.spilled:
+                area.free_one_page(p, o, block_mt[(p >> shift) - base])
+            pcp.spilled.clear()
 
     # -- __alloc_pages() ------------------------------------------------------------------
 

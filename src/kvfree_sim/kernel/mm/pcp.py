@@ -27,9 +27,16 @@ Two generations:
   empties the list, and 6.1.192 caps ``free_factor`` at
   ``CONFIG_PCP_BATCH_SCALE_MAX`` (5).
 
+With the buddy model (:mod:`.buddy`) the lists also hold the pages' frame
+numbers, in the kernel's order: an allocation takes the head, a free adds at
+the head, ``rmqueue_bulk()`` adds at the tail and ``free_pcppages_bulk()``
+takes from the tail; the pages a spill or drain gives back are left in
+:attr:`ZonePcp.spilled` for the buddy lists.
+
 Simplifications: one migratetype (every page this model allocates through the
-lists is unmovable; the kernel keeps a list per migratetype); pages are
-counted, not listed; ``drain_all_pages()`` takes effect at once (v5.11-v5.14
+lists is unmovable; the kernel keeps a list per migratetype, so a page freed
+from a pageblock of another type waits on that type's list); without the
+buddy model pages are counted, not listed; ``drain_all_pages()`` takes effect at once (v5.11-v5.14
 queue a work item per CPU on ``mm_percpu_wq`` and wait for it, 6.1 drains the
 remote lists from the caller).  Sources: docs/design.md, the excerpts read
 from v5.11.4, v5.14.2 and 6.1.192 ``mm/page_alloc.c``.
@@ -37,6 +44,7 @@ from v5.11.4, v5.14.2 and 6.1.192 ``mm/page_alloc.c``.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Final
 
 PAGE_ALLOC_COSTLY_ORDER: Final = 3
@@ -75,14 +83,16 @@ class PcpVersion:
 class PerCpuPages:
     """``struct per_cpu_pages``: one CPU's free pages of one zone, counted per order."""
 
-    __slots__ = ("count", "high", "batch", "free_factor", "blocks")
+    __slots__ = ("count", "high", "batch", "free_factor", "blocks", "pfns")
 
-    def __init__(self, high: int, batch: int) -> None:
+    def __init__(self, high: int, batch: int, listed: bool) -> None:
         self.count = 0  # pages on the lists, all orders
         self.high = high
         self.batch = batch
         self.free_factor = 0
         self.blocks = [0] * (PAGE_ALLOC_COSTLY_ORDER + 1)  # blocks per order
+        #: with the buddy model: each order's list of frame numbers, head at the right
+        self.pfns: list[deque[int]] | None = [deque() for _ in self.blocks] if listed else None
 
 
 def pageset_high_and_batch(managed: int, low_wmark: int, ncpus: int, version: PcpVersion) -> tuple[int, int]:
@@ -102,14 +112,16 @@ def pageset_high_and_batch(managed: int, low_wmark: int, ncpus: int, version: Pc
 class ZonePcp:
     """A zone's per-CPU lists (``zone->pageset``, 6.1: ``zone->per_cpu_pageset``)."""
 
-    __slots__ = ("lists", "pages", "version", "reclaim_active")
+    __slots__ = ("lists", "pages", "version", "reclaim_active", "spilled")
 
-    def __init__(self, high: int, batch: int, ncpus: int, version: PcpVersion) -> None:
-        self.lists = [PerCpuPages(high, batch) for _ in range(ncpus)]
+    def __init__(self, high: int, batch: int, ncpus: int, version: PcpVersion, listed: bool = False) -> None:
+        self.lists = [PerCpuPages(high, batch, listed) for _ in range(ncpus)]
         self.pages = 0  # on every CPU's lists (show_free_areas()'s free_pcp)
         self.version = version
         #: ZONE_RECLAIM_ACTIVE: kswapd is in balance_pgdat() (v5.14 on)
         self.reclaim_active = False
+        #: with the buddy model: (pfn, order) of the blocks given back, for __free_one_page()
+        self.spilled: list[tuple[int, int]] = []
 
     def refill_count(self, pcp: PerCpuPages, order: int) -> int:
         """__rmqueue_pcplist(): how many blocks rmqueue_bulk() asks for."""
@@ -143,15 +155,20 @@ class ZonePcp:
             pcp.free_factor += 1
         return max(min_nr_free, min(batch, max_nr_free))
 
-    def take(self, cpu: int, order: int, nr_blocks: int) -> int:
+    def take(self, cpu: int, order: int, nr_blocks: int, out: list[int] | None = None) -> int:
         """Blocks of ``order`` the CPU's list hands out now, up to ``nr_blocks``
-        (__rmqueue_pcplist() while the list is not empty)."""
+        (__rmqueue_pcplist() while the list is not empty); their frame numbers,
+        head first, go to ``out``."""
         pcp = self.lists[cpu]
         k = min(pcp.blocks[order], nr_blocks)
         if k:
             pcp.blocks[order] -= k
             pcp.count -= k << order
             self.pages -= k << order
+            if pcp.pfns is not None:
+                assert out is not None
+                lst = pcp.pfns[order]
+                out.extend(lst.pop() for _ in range(k))
         return k
 
     def allocated(self, cpu: int, nr_blocks: int) -> None:
@@ -159,36 +176,52 @@ class ZonePcp:
         if self.version.scaled:
             self.lists[cpu].free_factor >>= min(nr_blocks, 8)
 
-    def add_bulk(self, cpu: int, order: int, blocks: int) -> None:
-        """rmqueue_bulk() moved ``blocks`` from the buddy lists to the CPU's list."""
+    def add_bulk(self, cpu: int, order: int, blocks: int, pfns: list[int] | None = None) -> None:
+        """rmqueue_bulk() moved ``blocks`` (frame numbers ``pfns``, in the order it took
+        them) from the buddy lists to the tail of the CPU's list."""
         pcp = self.lists[cpu]
         pcp.blocks[order] += blocks
         pcp.count += blocks << order
         self.pages += blocks << order
+        if pcp.pfns is not None:
+            assert pfns is not None and len(pfns) == blocks
+            pcp.pfns[order].extendleft(pfns)
 
-    def free(self, cpu: int, order: int, nr_blocks: int) -> int:
-        """free_unref_page_commit() of ``nr_blocks`` blocks on ``cpu``: the pages
-        spilled to the buddy lists."""
+    def free(self, cpu: int, order: int, nr_blocks: int, pfns: list[int] | None = None) -> int:
+        """free_unref_page_commit() of ``nr_blocks`` blocks (frame numbers ``pfns``) on
+        ``cpu``: the pages spilled to the buddy lists."""
         pcp = self.lists[cpu]
         size = 1 << order
         spilled = 0
         left = nr_blocks
+        done = 0  # of pfns
         while left:
             if self.version.free_high and order and pcp.free_factor:
                 # free_high: nr_pcp_high() is 0 and nr_pcp_free() the whole list, at every free
                 spilled += pcp.count + left * size
                 self.pages -= pcp.count
+                if pcp.pfns is not None:
+                    assert pfns is not None
+                    self._spill_all(pcp)
+                    self.spilled.extend((p, order) for p in pfns[done:])
                 pcp.count = 0
                 pcp.blocks = [0] * len(pcp.blocks)
                 return spilled
             high = self.nr_pcp_high(pcp, False)
             if high <= 0 and pcp.batch <= 1 and not pcp.count:
-                return spilled + left * size  # v5.11 with high 0: each page passes straight through
+                # v5.11 with high 0: each page passes straight through
+                if pfns is not None and pcp.pfns is not None:
+                    self.spilled.extend((p, order) for p in pfns[done:])
+                return spilled + left * size
             # blocks added before ``count >= high`` holds (at least the next one)
             k = min(left, max(1, -(-(high - pcp.count) // size)))
             pcp.blocks[order] += k
             pcp.count += k * size
             self.pages += k * size
+            if pcp.pfns is not None:
+                assert pfns is not None
+                pcp.pfns[order].extend(pfns[done:done + k])  # list_add(): at the head
+                done += k
             left -= k
             if pcp.count >= high:
                 spilled += self.free_pcppages_bulk(pcp, self.nr_pcp_free(pcp, high, False), order)
@@ -196,7 +229,8 @@ class ZonePcp:
 
     def free_pcppages_bulk(self, pcp: PerCpuPages, count: int, order: int) -> int:
         """free_pcppages_bulk(): give ``count`` pages back, from the list just freed to
-        on, round robin over the orders, whole blocks; returns the pages given."""
+        on, round robin over the orders, whole blocks, oldest (the tail) first;
+        returns the pages given."""
         count = min(pcp.count, count)
         given = 0
         o = order
@@ -208,15 +242,27 @@ class ZonePcp:
                 pcp.blocks[o] -= k
                 count -= k * size
                 given += k * size
+                if pcp.pfns is not None:
+                    lst = pcp.pfns[o]
+                    self.spilled.extend((lst.popleft(), o) for _ in range(k))
             o = o + 1 if o + 1 < len(pcp.blocks) else 0
         pcp.count -= given
         self.pages -= given
         return given
 
+    def _spill_all(self, pcp: PerCpuPages) -> None:
+        """Every page of the CPU's lists to :attr:`spilled`, tail first."""
+        assert pcp.pfns is not None
+        for o, lst in enumerate(pcp.pfns):
+            self.spilled.extend((p, o) for p in lst)
+            lst.clear()
+
     def drain(self) -> int:
         """drain_pages_zone() on every CPU: the pages given back."""
         given = self.pages
         for pcp in self.lists:
+            if pcp.pfns is not None:
+                self._spill_all(pcp)
             pcp.count = 0
             pcp.blocks = [0] * len(pcp.blocks)
         self.pages = 0
