@@ -129,3 +129,25 @@ def test_census_decodes_blocks_steals_and_types(tmp_path: Path, capsys: pytest.C
     assert "steal +0.005 s: order 3 for UNMOVABLE from an order-8 block on the MOVABLE list" in out
     assert "UNMOVABLE free orders: 0,2; zone free 7.8 MB" in out
     assert "from block 5 MOVABLE: free 508 (largest order 8" in out and "at the next census UNMOVABLE" in out
+
+
+def test_the_models_census_accounts_for_every_page_and_logs_each_steal(tmp_path: Path) -> None:
+    """``ring.py model`` with the buddy model: a census at the start whose blocks' free pages
+    are the zone's, then each steal's event 15 followed by a census of the same steal."""
+    import argparse
+
+    out = tmp_path / "m.ring"
+    ring.record_model(argparse.Namespace(
+        variant="v6.1", cpus=2, memory="56M", profile="qemu-tcg-6.1", seed=1, out=out,
+        bootargs="rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=16 rcuscale.kfree_loops=1 "
+                 "rcuscale.kfree_mult=64"))
+    events = ring.load(out)
+    cs = ring.censuses(events)
+    start, steals = cs[0], cs[1:]
+    assert start["why"] == 1 and len(start["blocks"]) == 14
+    assert sum(b["free"] for b in start["blocks"].values()) == 10254
+    assert all(0 <= b["other"] and b["free"] + b["reserved"] + b["slab"] + b["other"] == 1024
+               for c in cs for b in c["blocks"].values())
+    assert steals and all(c["why"] == 2 and c["steal"] is not None for c in steals)
+    assert sum(e[1] == ring.STEAL for e in events) == len(steals)
+    assert steals[0]["steal"]["stolen"] == 10 and steals[0]["for_mt"] == 0

@@ -379,19 +379,11 @@ def record_model(args: argparse.Namespace) -> None:
             log(MON_BUSY, krcp.cpu.id, krcp.count)
 
     mm = machine.kernel.mm
-    steal = mm._steal_pageblocks
-
-    def steal_pageblocks(used: int, alloc_flags: int) -> None:
-        # Each pageblock claimed is a steal; one that boosts is taken as partial (order 9).
-        blocks, boosts = mm.unmovable_blocks, mm.stats["pgsteal_boost"]
-        steal(used, alloc_flags)
-        boosted = mm.stats["pgsteal_boost"] - boosts
-        for i in range(mm.unmovable_blocks - blocks):
-            stolen = PAGEBLOCK_ORDER - 1 if i < boosted else PAGEBLOCK_ORDER
-            log(STEAL, 0, 3 | stolen << 4 | mm.nr_free_pages() << 24)
-
     kv.attach_channels, kv.kfree_rcu_monitor = attach_channels, kfree_rcu_monitor  # instance hooks
-    mm._steal_pageblocks = steal_pageblocks
+    if mm.held is not None:
+        _hook_buddy(mm, log, events)
+    else:
+        _hook_counted(mm, log)
     result = machine.run()
     # The model counts these in segments, not per call: totals only, timed at the last detach.
     last = max(e[0] for e in events if e[1] == DETACH)
@@ -401,6 +393,97 @@ def record_model(args: argparse.Namespace) -> None:
     events += [(last, OOM, 0, 0, 0)] * machine.kernel.mm.stats["oom"]
     save(args.out, events)
     print(f"{args.out}: {len(events)} events; {result.outcome}")
+
+
+def _hook_counted(mm: Any, log: Any) -> None:
+    """The counted page allocator: each pageblock claimed is a steal; one that boosts is
+    taken as partial (order 9)."""
+    steal = mm._steal_pageblocks
+
+    def steal_pageblocks(used: int, alloc_flags: int) -> None:
+        blocks, boosts = mm.unmovable_blocks, mm.stats["pgsteal_boost"]
+        steal(used, alloc_flags)
+        boosted = mm.stats["pgsteal_boost"] - boosts
+        for i in range(mm.unmovable_blocks - blocks):
+            stolen = PAGEBLOCK_ORDER - 1 if i < boosted else PAGEBLOCK_ORDER
+            log(STEAL, 0, 3 | stolen << 4 | mm.nr_free_pages() << 24)
+
+    mm._steal_pageblocks = steal_pageblocks
+
+
+def model_census(mm: Any, z: Any, head: int, got_order: int = 0) -> list[tuple[int, int, int]]:
+    """The census events (what, zone index, arg) of the model's zone ``z``, as kvsim_census() logs them
+    (``got_order``: the order of the blocks the allocation in progress has taken)."""
+    area = z.area
+    pb = area.pageblock_order
+    first = area.start_pfn >> pb
+    n = len(area.block_mt)
+    free, top, on_u, on_r = [0] * n, [15] * n, [0] * n, [0] * n
+    for pfn, order in area.order_of.items():
+        i = (pfn >> pb) - first
+        free[i] += 1 << order
+        top[i] = order if top[i] == 15 else max(top[i], order)
+        mt = area.mt_of[pfn]
+        if mt == 0:
+            on_u[i] += 1 << order
+        elif mt == 2:
+            on_r[i] += 1 << order
+    slab, other, pcp = [0] * n, [0] * n, [0] * n
+    for owner, lists in mm.held.items():
+        counts = slab if owner.startswith("slab:") else other
+        for order, pfns in enumerate(lists):
+            for pfn in pfns:
+                i = (pfn >> pb) - first
+                if 0 <= i < n:
+                    counts[i] += 1 << order
+    for pfn in mm._got:  # taken by the allocation in progress (of the steal's order), not yet charged
+        i = (pfn >> pb) - first
+        if 0 <= i < n:
+            other[i] += 1 << got_order
+    for cpu_lists in z.pcp.lists:
+        for order, pfns in enumerate(cpu_lists.pfns or []):
+            for pfn in pfns:
+                pcp[(pfn >> pb) - first] += 1 << order
+    out = [(CENSUS_HEAD, z.idx, head)]
+    for i in range(n):
+        reserved = PAGEBLOCK_PAGES - free[i] - slab[i] - other[i] - pcp[i]
+        out.append((CENSUS_BLOCK, z.idx, (first + i) | area.block_mt[i] << 12 | free[i] << 15 | top[i] << 26
+                    | reserved << 41 | slab[i] << 52))
+        out.append((CENSUS_EXTRA, z.idx, (first + i) | pcp[i] << 12 | on_u[i] << 34 | on_r[i] << 45))
+    return out
+
+
+def _hook_buddy(mm: Any, log: Any, events: list[Event]) -> None:
+    """The buddy model: log each __rmqueue_fallback() steal (event 15) with a census before
+    it, and a census of every zone now (the test's start)."""
+    def census(z: Any, head: int, got_order: int = 0) -> None:
+        for what, zone, arg in model_census(mm, z, head, got_order):
+            log(what, zone, arg)
+
+    for z in mm.zones:
+        census(z, 1 | z.idx << 4)
+        z.area.__class__ = _logging_area(type(z.area), z, mm, log, census)
+
+
+def _logging_area(base: type, z: Any, mm: Any, log: Any, census: Any) -> type:
+    """A subclass of the zone's FreeArea (same slots, so the instance can take it) that
+    logs each steal."""
+    req: dict[str, int] = {}
+
+    class Logging(base):  # type: ignore[misc, valid-type]
+        __slots__ = ()
+
+        def rmqueue_fallback(self, order: int, start_mt: int, kswapd: bool, nofragment: bool) -> bool:
+            req["order"] = order
+            return bool(super().rmqueue_fallback(order, start_mt, kswapd, nofragment))
+
+        def steal_suitable_fallback(self, pfn: int, start_mt: int, whole: bool, kswapd: bool) -> None:
+            mask = sum(1 << o for o in range(11) if self.counts[o][start_mt])
+            log(STEAL, 0, req["order"] | self.order_of[pfn] << 4 | mask << 8 | mm.nr_free_pages() << 24)
+            census(z, 2 | z.idx << 4 | self.pageblock_mt(pfn) << 8 | start_mt << 11 | pfn << 16, req["order"])
+            super().steal_suitable_fallback(pfn, start_mt, whole, kswapd)
+
+    return Logging
 
 
 def main() -> None:
