@@ -151,3 +151,60 @@ def test_the_models_census_accounts_for_every_page_and_logs_each_steal(tmp_path:
     assert steals and all(c["why"] == 2 and c["steal"] is not None for c in steals)
     assert sum(e[1] == ring.STEAL for e in events) == len(steals)
     assert steals[0]["steal"]["stolen"] == 10 and steals[0]["for_mt"] == 0
+
+
+def test_reclaimable_requests_decode_with_stack_slab_and_steal(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Events 22-27 as kvsim-ring.patch packs them: a RECLAIMABLE order-0 slab request on CPU 1 whose
+    fallback steals an order-9 UNMOVABLE block (and boosts), an event of CPU 0 in between, the slab
+    (radix_tree_node, 192 B) and its name in two parts; a census at the test's start before it."""
+    stext = 0xFFFFFFFF81000000
+    smap = tmp_path / "System.map"
+    smap.write_text("ffffffff81000000 T _stext\nffffffff81001000 T __alloc_pages\nffffffff81002000 t allocate_slab\n"
+                    "ffffffff81003000 T kmem_cache_alloc\nffffffff81004000 T idr_alloc_cyclic\n"
+                    "ffffffff81005000 t __kernfs_new_node\nffffffff81006000 t pty_init\n"
+                    "ffffffff81007000 T do_one_initcall\nffffffff81a00000 D jiffies_64\n")
+    frames = [0x2010, 0x3020, 0x4030, 0x5040, 0x6050, 0x7060, 0x7070]  # allocate_slab+0x10 ... do_one_initcall+0x70
+    gfp = 0x12A30
+    name = int.from_bytes(b"radix_tree_node"[:8], "little"), int.from_bytes(b"radix_tree_node"[8:], "little")
+    pfn = 8 << 10 | 5
+    events = [
+        (0, ring.CENSUS_HEAD, 0, 0, 1),
+        (0, ring.CENSUS_BLOCK, 0, 0, census_block_arg(8, 0, 600, 9, 0, 0, 300)),
+        (4 * MS, ring.RECL_REQ, 1, 1, 0 | 0x2010 << 4 | gfp << 36),
+    ] + [(4 * MS, ring.RECL_STACK, 1, 1, frames[i] | (frames[i + 1] if i + 1 < len(frames) else 0) << 32)
+         for i in range(0, len(frames), 2)] + [
+        (4 * MS, ring.DETACH, 0, 0, 100),
+        (5 * MS, ring.STEAL, 1, 1, 0 | 9 << 4 | 0 << 8 | 3000 << 24),
+        (5 * MS, ring.CENSUS_HEAD, 1, 0, 2 | 0 << 8 | 2 << 11 | (8 << 10 | 512) << 16),
+        (5 * MS, ring.CENSUS_BLOCK, 1, 0, census_block_arg(8, 0, 600, 9, 0, 0, 300)),
+        (5 * MS, ring.BOOST, 1, 1, 3000),
+        (5 * MS, ring.RECL_GOT, 1, 1, pfn << 4),
+        (5 * MS, ring.RECL_SLAB, 1, 1, 0 | 0 << 4 | 192 << 8 | 1 << 27 | pfn << 28),
+        (5 * MS, ring.RECL_NAME0, 1, 1, name[0]),
+        (5 * MS, ring.RECL_NAME1, 1, 1, name[1]),
+        (6 * MS, ring.RECL_REQ, 0, 0, 1 | 0x2010 << 4 | gfp << 36),  # order 1, failed
+        (6 * MS, ring.RECL_GOT, 0, 0, 1),
+    ]
+    reqs, steals = ring.reclaimables(events)
+    assert len(reqs) == 2 and len(steals) == 1
+    r, failed = reqs
+    assert (r["order"], r["caller"], r["gfp"], r["cpu"], r["pfn"]) == (0, 0x2010, gfp, 1, pfn)
+    assert r["stack"] == frames
+    assert r["slab"] == dict(order=0, preferred=0, object_size=192, reclaim_account=1, pfn=pfn,
+                             cache="radix_tree_node")
+    assert r["steals"] == steals and steals[0]["boosted"] and steals[0]["steal"]["stolen"] == 9
+    assert (steals[0]["from_mt"], steals[0]["for_mt"]) == (0, 2)
+    assert failed["pfn"] is None and failed["done"] and failed["slab"] is None and failed["stack"] == []
+    syms = ring.text_symbols(smap)
+    assert syms[2] == stext and ring.resolve(syms, 0x5040) == "__kernfs_new_node+0x40"
+    assert ring.callers(syms, frames, 3) == ["idr_alloc_cyclic", "__kernfs_new_node", "pty_init"]
+    path = tmp_path / "r.ring"
+    ring.save(path, events)
+    ring.print_reclaimable(path, smap)
+    out = capsys.readouterr().out
+    assert "2 RECLAIMABLE requests, 1 pages got (1 failed)" in out
+    assert "radix_tree_node: idr_alloc_cyclic < __kernfs_new_node < pty_init" in out
+    assert ("+0.005 s cpu 1: order 0 from an order-9 block on the UNMOVABLE list (block 8, zone free 11.7 MB; "
+            "boosted") in out
+    assert "RECLAIMABLE blocks []: slab 0" in out

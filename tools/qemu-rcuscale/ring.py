@@ -48,6 +48,28 @@ event's krcpu field is the zone's index.
   UNMOVABLE free lists, 45-55 those on the RECLAIMABLE lists (the rest of
   its free pages are on the MOVABLE lists, or HIGHATOMIC/ISOLATE).
 
+Each request to __alloc_pages() whose gfp_migratetype() is RECLAIMABLE is
+logged, all events from the CPU that makes it:
+
+* 22, at the entry: bits 0-3 the order, 4-35 the caller's address (_RET_IP_)
+  less _stext, 36-63 the gfp flags.
+* 24, right after: the stack (stack_trace_save(), the ORC unwinder; the
+  calibration .config has no frame pointers, so __builtin_return_address(1)
+  is not safe), two frames per event, each less _stext, in bits 0-31 and
+  32-63 (0: none), 14 frames at most, from kvsim_reclaimable() and
+  __alloc_pages() outwards.
+* 25, at the end: bits 0-3 the order, 4-63 the pfn got (0: none).
+* 23, in allocate_slab() for each new slab of a RECLAIMABLE cache
+  (SLAB_RECLAIM_ACCOUNT), after its 25: bits 0-3 the slab's order, 4-7 the
+  cache's preferred order, 8-26 object_size, 27 SLAB_RECLAIM_ACCOUNT, 28-63
+  the slab's pfn; then 26 with the cache's name, bytes 0-7, and 27 with bytes
+  8-15 if it is longer.
+
+``ring.py reclaimable RING --system-map MAP`` groups them by cache and caller
+(addresses resolved with the kernel's System.map) and pairs them with the
+steals for RECLAIMABLE (a census header 20 on the same CPU between a 22 and
+its 25).
+
 Holes and memblock allocations are PageReserved (the first 1 MB, the kernel
 image, the memory map, the tail of the last block beyond the zone's end).
 ``ring.py census`` prints the censuses.
@@ -58,13 +80,17 @@ number of rings side by side.
 
   ring.py summary data/qemu-tcg-here-2026-11-26/ring-80M-run201.ring.gz model.ring
   ring.py census data/qemu-tcg-here-2026-11-26/ring-56M-run900.ring.gz
+  ring.py reclaimable data/qemu-tcg-here-2026-11-26/ring-56M-run1010.ring.gz
+      --system-map data/qemu-tcg-here-2026-11-26/System.map-kvsim10.gz
   .venv/bin/python tools/qemu-rcuscale/ring.py model --memory 80M --profile P --out model.ring
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import gzip
+import re
 import statistics
 import struct
 from collections import defaultdict, deque
@@ -73,7 +99,8 @@ from typing import Any
 
 (GP_START, GP_END, DETACH, WORK_START, WORK_END, MON_BUSY, FILL, DIRECT, FALLBACK, PAGE,
  RECLAIM_START, RECLAIM_END, OOM, BOOST, STEAL, KSWAPD_PASS, BOOST_CLEARED, KSWAPD_WAKE,
- CENSUS_BLOCK, CENSUS_HEAD, CENSUS_EXTRA) = range(1, 22)
+ CENSUS_BLOCK, CENSUS_HEAD, CENSUS_EXTRA, RECL_REQ, RECL_SLAB, RECL_STACK, RECL_GOT, RECL_NAME0,
+ RECL_NAME1) = range(1, 28)
 PAGEBLOCK_ORDER = 10  # the calibration kernel's (no HUGETLBFS)
 PAGEBLOCK_PAGES = 1 << PAGEBLOCK_ORDER
 MIGRATETYPES = ("UNMOVABLE", "MOVABLE", "RECLAIMABLE", "HIGHATOMIC", "ISOLATE")
@@ -326,6 +353,191 @@ def print_census(path: Path, every: bool = False, blocks: bool = False, page_kb:
                     print("    " + _block(b))
 
 
+def recl_request(arg: int) -> dict[str, int]:
+    """Event 22: a RECLAIMABLE request's order, caller (less _stext) and gfp flags."""
+    return dict(order=arg & 15, caller=(arg >> 4) & 0xFFFFFFFF, gfp=arg >> 36)
+
+
+def recl_frames(arg: int) -> list[int]:
+    """Event 24: two frames of the request's stack, less _stext (0: none)."""
+    return [f for f in (arg & 0xFFFFFFFF, arg >> 32) if f]
+
+
+def recl_slab(arg: int) -> dict[str, int]:
+    """Event 23: a new slab of a RECLAIMABLE cache."""
+    return dict(order=arg & 15, preferred=(arg >> 4) & 15, object_size=(arg >> 8) & 0x7FFFF,
+                reclaim_account=(arg >> 27) & 1, pfn=arg >> 28)
+
+
+def recl_name(arg: int) -> str:
+    """Events 26 and 27: eight bytes of the cache's name."""
+    return arg.to_bytes(8, "little").split(b"\0")[0].decode("ascii", "replace")
+
+
+def reclaimables(events: list[Event]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The RECLAIMABLE requests in the ring (t, cpu, order, caller, gfp, stack, pfn (None: failed),
+    slab (its event 23 and cache name, or None), steals made meanwhile), and every steal for
+    RECLAIMABLE (t, cpu, its census header, its event 15, whether a boost (14) followed on its CPU
+    before the request ended, the request or None)."""
+    reqs: list[dict[str, Any]] = []
+    steals: list[dict[str, Any]] = []
+    open_: dict[int, list[dict[str, Any]]] = defaultdict(list)  # by CPU; an interrupt may nest one
+    last_steal: dict[int, dict[str, int]] = {}
+    named: dict[int, dict[str, Any]] = {}  # the slab whose name is coming, by CPU
+    for t, what, cpu, _, arg in events:
+        if what == RECL_REQ:
+            r: dict[str, Any] = dict(recl_request(arg), t=t, cpu=cpu, stack=[], pfn=None, done=False, slab=None,
+                                     steals=[])
+            reqs.append(r)
+            open_[cpu].append(r)
+        elif what == RECL_STACK and open_[cpu]:
+            open_[cpu][-1]["stack"] += recl_frames(arg)
+        elif what == RECL_GOT and open_[cpu]:
+            r = open_[cpu].pop()
+            r["pfn"], r["done"] = (arg >> 4) or None, True
+        elif what == STEAL:
+            last_steal[cpu] = steal_fields(arg)
+        elif what == BOOST and open_[cpu] and open_[cpu][-1]["steals"]:
+            open_[cpu][-1]["steals"][-1]["boosted"] = True
+        elif what == CENSUS_HEAD:
+            h = census_head(arg)
+            if h["why"] == 2 and h["for_mt"] == 2:
+                st: dict[str, Any] = dict(h, t=t, cpu=cpu, steal=last_steal.pop(cpu, None), boosted=False,
+                                          request=open_[cpu][-1] if open_[cpu] else None)
+                steals.append(st)
+                if st["request"] is not None:
+                    st["request"]["steals"].append(st)
+        elif what == RECL_SLAB:
+            sl: dict[str, Any] = dict(recl_slab(arg), cache="")
+            slabbed = next((q for q in reversed(reqs) if q["cpu"] == cpu and q["pfn"] == sl["pfn"]
+                            and q["slab"] is None), None)
+            if slabbed is not None:
+                slabbed["slab"] = sl
+            named[cpu] = sl
+        elif what in (RECL_NAME0, RECL_NAME1) and cpu in named:
+            named[cpu]["cache"] += recl_name(arg)
+    return reqs, steals
+
+
+def text_symbols(system_map: Path) -> tuple[list[int], list[str], int]:
+    """System.map's (or its gzip's) text symbols (sorted addresses, names) and _stext."""
+    syms = []
+    text = (gzip.open(system_map, "rt") if system_map.suffix == ".gz" else open(system_map)).read()
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] in "tTwW":
+            syms.append((int(parts[0], 16), parts[2]))
+    syms.sort()
+    stext = next(a for a, n in syms if n == "_stext")
+    return [a for a, _ in syms], [n for _, n in syms], stext
+
+
+def resolve(syms: tuple[list[int], list[str], int], off: int, offset: bool = True) -> str:
+    """``name+0x..`` of an address logged less _stext."""
+    addrs, names, stext = syms
+    a = stext + off
+    i = bisect.bisect_right(addrs, a) - 1
+    if i < 0:
+        return hex(a)
+    return f"{names[i]}+{a - addrs[i]:#x}" if offset else names[i]
+
+
+# Frames of the page and slab allocators and of the ring itself: the caller is the first frame past them.
+ALLOCATOR_FRAMES = re.compile(r"^(kvsim_|stack_trace_save|arch_stack_walk|__alloc_pages|alloc_pages|"
+                              r"__get_free_pages|allocate_slab|new_slab|_+slab_alloc|slab_alloc|kmem_cache_alloc|"
+                              r"__kmem_cache_alloc|__kmalloc|kmalloc_)")
+
+
+def callers(syms: tuple[list[int], list[str], int], stack: list[int], depth: int) -> list[str]:
+    """The ``depth`` frames past the allocators' (symbol names only)."""
+    names = [resolve(syms, f, offset=False) for f in stack]
+    i = next((k for k, n in enumerate(names) if not ALLOCATOR_FRAMES.match(n)), len(names))
+    return names[i:i + depth]
+
+
+def print_reclaimable(path: Path, system_map: Path, depth: int = 3, every: bool = False,
+                      page_kb: int = 4) -> None:
+    """Who asked for RECLAIMABLE pages, how many, when (from the test's start census), and the steals."""
+    events = load(path)
+    syms = text_symbols(system_map)
+    reqs, steals = reclaimables(events)
+    start = next((e[0] for e in events if e[1] == CENSUS_HEAD and e[4] & 15 == 1), None)
+    if start is None:
+        start = next((e[0] for e in events if e[1] == DETACH), events[0][0] if events else 0)
+    end = events[-1][0] if events else start
+
+    def rel(t: int) -> str:
+        return f"{(t - start) / 1e9:+.3f}"
+
+    def pages(rs: list[dict[str, Any]]) -> int:
+        return sum(1 << r["order"] for r in rs if r["pfn"] is not None)
+
+    test = [r for r in reqs if r["t"] >= start]
+    print(f"{path.name}: {len(reqs)} RECLAIMABLE requests, {pages(reqs)} pages got "
+          f"({sum(r['done'] and r['pfn'] is None for r in reqs)} failed); in the test (from {rel(start)} s to the "
+          f"ring's last event, {rel(end)} s): {len(test)} requests, {pages(test)} pages; "
+          f"{sum(r['slab'] is not None for r in reqs)} of them new slabs; {len(steals)} steals for RECLAIMABLE "
+          f"({sum(s['t'] >= start for s in steals)} in the test). Times in s from the test's start.")
+    groups: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)
+    for r in reqs:
+        cache = r["slab"]["cache"] if r["slab"] else "(not a slab)" if r["done"] and r["pfn"] else "(failed)"
+        groups[(cache, tuple(callers(syms, r["stack"], depth)))].append(r)
+    print(f"\n  {'requests':>8s}{'pages':>6s}{'steals':>7s}{'in test':>8s}{'pages':>6s}{'first':>8s}{'last':>8s}"
+          f"  cache: caller chain (innermost first)")
+    for (cache, chain), rs in sorted(groups.items(), key=lambda kv: kv[1][0]["t"]):
+        intest = [r for r in rs if r["t"] >= start]
+        print(f"  {len(rs):8d}{pages(rs):6d}{sum(len(r['steals']) for r in rs):7d}{len(intest):8d}{pages(intest):6d}"
+              f"{rel(rs[0]['t']):>8s}{rel(rs[-1]['t']):>8s}  {cache}: {' < '.join(chain) or '?'}")
+    cs = censuses(events)
+    print("\n  steals for RECLAIMABLE (claimed: the block's type at the next census; back: the next steal from"
+          " it for UNMOVABLE):")
+    for s in steals:
+        st = s["steal"] or {}
+        r = s["request"]
+        block = None if s["pfn"] is None else s["pfn"] >> PAGEBLOCK_ORDER
+        nxt = next((c for c in cs if c["t"] >= s["t"] and block in c["blocks"] and "mt" in c["blocks"][block]
+                    and not (c["why"] == 2 and c["cpu"] == s["cpu"] and c["pfn"] == s["pfn"] and c["t"] == s["t"])),
+                   None)
+        back = next((c for c in cs if c["t"] >= s["t"] and c["why"] == 2 and c["for_mt"] == 0 and c["from_mt"] == 2
+                     and c["pfn"] is not None and c["pfn"] >> PAGEBLOCK_ORDER == block), None)
+        fate = (f"{'boosted' if s['boosted'] else 'no boost'}; next census "
+                f"{_mt(nxt['blocks'][block]['mt']) if nxt else '?'}; back "
+                f"{rel(back['t']) + ' s, order ' + str((back['steal'] or {}).get('stolen', '?')) if back else '-'}")
+        who = "no RECLAIMABLE request open on its CPU"
+        if r is not None:
+            cache = r["slab"]["cache"] if r["slab"] else "(not a slab)"
+            who = (f"request at {rel(r['t'])} s, order {r['order']}, {cache}: "
+                   f"{' < '.join(callers(syms, r['stack'], depth))}")
+        print(f"    {rel(s['t'])} s cpu {s['cpu']}: order {st.get('order', '?')} from an order-{st.get('stolen', '?')} "
+              f"block on the {_mt(s['from_mt'])} list (block {block}, zone free "
+              f"{st.get('zone_free', 0) * page_kb / 1024:.1f} MB; {fate}); {who}")
+    if not steals:
+        print("    none")
+    print("\n  slab pages in RECLAIMABLE blocks at each census from the test's start, and the RECLAIMABLE pages got"
+          " so far that lie in them (an upper bound of those still there: frees are not logged):")
+    for c in cs:
+        if c["t"] < start:
+            continue
+        rblocks = {i for i, b in c["blocks"].items() if b.get("mt") == 2}
+        slab = sum(c["blocks"][i].get("slab", 0) for i in rblocks)
+        got = sum(1 << r["order"] for r in reqs if r["pfn"] is not None and r["t"] <= c["t"]
+                  and r["pfn"] >> PAGEBLOCK_ORDER in rblocks)
+        why = {1: "start", 2: f"steal for {_mt(c['for_mt'])}", 3: "OOM call"}[c["why"]]
+        print(f"    {rel(c['t'])} s {why:22s} RECLAIMABLE blocks {sorted(rblocks)}: slab {slab}, "
+              f"RECLAIMABLE pages got {got}")
+    if every:
+        print("\n  every request:")
+        for r in reqs:
+            sl = r["slab"]
+            what = (f"slab {sl['cache']} (object {sl['object_size']} B, order {sl['order']} of "
+                    f"{sl['preferred']})") if sl else "-"
+            got = "failed" if r["done"] and r["pfn"] is None else f"pfn {r['pfn']}"
+            print(f"    {rel(r['t'])} s cpu {r['cpu']}: order {r['order']} gfp {r['gfp']:#x}, {got}, {what}; "
+                  f"caller {resolve(syms, r['caller'])}")
+            for f in r["stack"]:
+                print(f"        {resolve(syms, f)}")
+
+
 def record_model(args: argparse.Namespace) -> None:
     """Run kvfree-sim with hooks that log the ring's events at the same points."""
     from kvfree_sim.config import make_config
@@ -495,6 +707,11 @@ def main() -> None:
     c.add_argument("rings", nargs="+", type=Path)
     c.add_argument("--all", action="store_true", help="also the censuses before the test (boot-time steals)")
     c.add_argument("--blocks", action="store_true", help="every pageblock of each census")
+    r = sub.add_parser("reclaimable", help="the RECLAIMABLE page requests: callers, pages, times, steals")
+    r.add_argument("rings", nargs="+", type=Path)
+    r.add_argument("--system-map", type=Path, required=True, help="the kernel's System.map")
+    r.add_argument("--depth", type=int, default=3, help="caller frames to group by")
+    r.add_argument("--all", action="store_true", help="also every request with its stack")
     m = sub.add_parser("model", help="record the model's ring (needs kvfree_sim importable)")
     m.add_argument("--variant", default="v6.1")
     m.add_argument("--cpus", type=int, default=2)
@@ -511,6 +728,9 @@ def main() -> None:
     elif args.cmd == "census":
         for path in args.rings:
             print_census(path, every=args.all, blocks=args.blocks)
+    elif args.cmd == "reclaimable":
+        for path in args.rings:
+            print_reclaimable(path, args.system_map, depth=args.depth, every=args.all)
     else:
         record_model(args)
 
