@@ -145,7 +145,8 @@ def test_the_models_census_accounts_for_every_page_and_logs_each_steal(tmp_path:
     cs = ring.censuses(events)
     start, steals = cs[0], cs[1:]
     assert start["why"] == 1 and len(start["blocks"]) == 14
-    assert sum(b["free"] for b in start["blocks"].values()) == 10254
+    # the stock kernel's, from its census (NOTES.md item 9): about 10,589
+    assert sum(b["free"] for b in start["blocks"].values()) == 10586
     assert all(0 <= b["other"] and b["free"] + b["reserved"] + b["slab"] + b["other"] == 1024
                for c in cs for b in c["blocks"].values())
     assert steals and all(c["why"] == 2 and c["steal"] is not None for c in steals)
