@@ -45,6 +45,8 @@ TEST_LAYOUT: dict[str, float] = {
     "boot_used_kb": 0,
     "boot_used_kb_per_cpu": 0,
     "zone_dma": 0,
+    "late_initcall_reclaimable_kb": 0,
+    "late_initcall_ns": 0,
     "pageblock_order": 9,
     "buddy_allocator": 1,
     "host_cpus": 0,

@@ -92,6 +92,9 @@ LAYOUT: dict[str, str] = {
     "boot_used_kb": "memory in use once boot is over besides the above (slab, page tables, rootfs)",
     "boot_used_kb_per_cpu": "the same, per CPU (kthread stacks and task_structs, per-CPU slab structures)",
     "zone_dma": "1 if the kernel has CONFIG_ZONE_DMA (the first 16 MiB are ZONE_DMA)",
+    "late_initcall_reclaimable_kb": "RECLAIMABLE slab pages the initcalls after a built-in test's allocate while "
+                                    "it runs (kernfs nodes), kept",
+    "late_initcall_ns": "the time, from the test's threads being created, over which they come (ns)",
     "pageblock_order": "pageblock order: HUGETLB_PAGE_ORDER (9) with CONFIG_HUGETLB_PAGE, else MAX_ORDER-1 (10)",
     "buddy_allocator": "1: free pages kept by frame number, per order and migratetype (kernel/mm/buddy.py), so "
                        "fragmentation, fallback steals and watermark boosts follow the kernel's; 0: counted, free "

@@ -125,7 +125,8 @@ class KfreeScaleTest:
     def kfree_scale_init(self, task: Task) -> Generator[Any, Any, None]:
         """kfree_scale_init(): ``pr_alert("kfree object size=%zu\n", ...)``, then the
         loop of ``torture_create_kthread(kfree_scale_thread, ...)``, one thread after
-        the other, each running as soon as it is created.  With ``rcuscale.verbose``
+        the other, each running as soon as it is created, then the initcalls after
+        it (:meth:`Kernel.late_initcalls`).  With ``rcuscale.verbose``
         (the default) each creation prints ``rcu-torture: Creating
         kfree_scale_thread task`` and each thread ``rcu-scale: kfree_scale_thread
         task started`` before it takes its start time: on a slow serial console
@@ -140,6 +141,7 @@ class KfreeScaleTest:
                 yield from kernel.printk_from(task, "rcu-torture: Creating kfree_scale_thread task")
             yield cost
             wake_task(t)
+        yield from kernel.late_initcalls(task)
 
     def _thread_fn(self, me: int) -> Callable[[Task], Generator[Any, Any, None]]:
         return lambda task: self.kfree_scale_thread(task, me)

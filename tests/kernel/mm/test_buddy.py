@@ -8,8 +8,8 @@ import random
 from ktest import MSEC, hold
 
 from kvfree_sim.config import make_config
-from kvfree_sim.kernel.mm.buddy import MAX_ORDER, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE, FreeArea
-from kvfree_sim.kernel.mm.gfp import GFP_KERNEL
+from kvfree_sim.kernel.mm.buddy import MAX_ORDER, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, FreeArea
+from kvfree_sim.kernel.mm.gfp import GFP_KERNEL, __GFP_MOVABLE, __GFP_RECLAIMABLE, gfp_migratetype
 from kvfree_sim.machine import Machine
 
 
@@ -179,3 +179,27 @@ def test_the_calibration_guest_layout() -> None:
     assert 0 < free[13] < 992 and a.block_mt[13] == MIGRATE_MOVABLE
     whole = [i for i, f in enumerate(free) if f == 1024]
     assert len(whole) == 7 and a.block_mt.count(MIGRATE_UNMOVABLE) == 1
+
+
+def test_reclaimable_and_unmovable_requests_steal_a_block_back_and_forth() -> None:
+    """fallbacks[]: RECLAIMABLE falls back to UNMOVABLE first.  An order-0 reclaimable
+    request finding only a mostly free unmovable pageblock (768 pages free, in blocks of
+    order 9 and 8) steals the order-9 one, boosts, moves the block's free pages and claims
+    it (768 >= half; between these two types nothing counts as alike); the next order-3
+    unmovable request finds no unmovable block and steals it back (767 free), boosting
+    again: the kernel's ping-pong, data/qemu-tcg-here-2026-11-26/NOTES.md item 10.  With
+    less than half of the block free the type would stay, the free pages moving alone."""
+    a, boosts = area(1024)
+    a.block_mt[0] = MIGRATE_UNMOVABLE
+    a.free_one_page(512, 9, MIGRATE_UNMOVABLE)
+    a.free_one_page(256, 8, MIGRATE_UNMOVABLE)
+    assert a.rmqueue(0, MIGRATE_RECLAIMABLE, True) == 256  # the smallest block, once moved
+    assert a.block_mt == [MIGRATE_RECLAIMABLE] and boosts == [1]
+    assert a.rmqueue(3, MIGRATE_UNMOVABLE, True) >= 0
+    assert a.block_mt == [MIGRATE_UNMOVABLE] and boosts == [1, 1]
+
+
+def test_gfp_migratetype() -> None:
+    """gfp_migratetype(): __GFP_MOVABLE (0x08) and __GFP_RECLAIMABLE (0x10) >> GFP_MOVABLE_SHIFT (3)."""
+    assert [gfp_migratetype(g) for g in (GFP_KERNEL, GFP_KERNEL | __GFP_MOVABLE, GFP_KERNEL | __GFP_RECLAIMABLE)] == [
+        MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE]

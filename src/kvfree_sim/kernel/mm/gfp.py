@@ -104,3 +104,10 @@ def parse_gfp(text: str) -> int:
             raise ValueError(f"unknown GFP flag '{part}'")
         mask |= table[part]
     return mask
+
+
+def gfp_migratetype(mask: int) -> int:
+    """gfp_migratetype() (include/linux/gfp.h): ``(gfp & GFP_MOVABLE_MASK) >>
+    GFP_MOVABLE_SHIFT``, i.e. MIGRATE_UNMOVABLE (0), MIGRATE_MOVABLE (1) or
+    MIGRATE_RECLAIMABLE (2)."""
+    return (mask & (__GFP_RECLAIMABLE | __GFP_MOVABLE)) >> 3

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Final, Generator
 
 from .gfp import (
     GFP_ATOMIC_FLAG, GFP_DIRECT_RECLAIM, GFP_HIGH, GFP_KSWAPD_RECLAIM, GFP_MEMALLOC,
-    GFP_NOFAIL, GFP_NOMEMALLOC, GFP_NORETRY, GFP_NOWARN, GFP_RETRY_MAYFAIL, gfp_string,
+    GFP_NOFAIL, GFP_NOMEMALLOC, GFP_NORETRY, GFP_NOWARN, GFP_RETRY_MAYFAIL, gfp_migratetype, gfp_string,
 )
 from .buddy import MAX_ORDER, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE, FreeArea
 from .pcp import PcpVersion, ZonePcp, pageset_high_and_batch
@@ -423,19 +423,21 @@ class PageAllocator:
     # -- fast path ---------------------------------------------------------------------
 
     def _take(self, nr_blocks: int, order: int, alloc_flags: int, highest: int = ZONE_NORMAL,
-              cpu: int | None = None) -> int:
-        """get_page_from_freelist() for up to ``nr_blocks`` blocks; how many it got
-        (with the buddy model, their frame numbers are left in ``_got``).
+              cpu: int | None = None, mt: int = MIGRATE_UNMOVABLE) -> int:
+        """get_page_from_freelist() for up to ``nr_blocks`` blocks of migratetype ``mt``;
+        how many it got (with the buddy model, their frame numbers are left in ``_got``).
 
         Zones are tried from the highest one allowed down (the zonelist), each
         while it passes its watermark; from CPU ``cpu``'s context, through its
-        per-CPU list (rmqueue_pcplist()).
+        per-CPU list (rmqueue_pcplist()).  The lists here hold unmovable pages only:
+        other types go to the buddy lists directly, which is what the kernel's lists
+        do with a batch of 1 (the calibration guest's).
         """
         got = 0
         size = 1 << order
         wm = alloc_flags & ALLOC_WMARK_MASK
         nowm = alloc_flags & ALLOC_NO_WATERMARKS
-        use_pcp = cpu is not None and order <= self.pcp_version.max_order
+        use_pcp = cpu is not None and order <= self.pcp_version.max_order and mt == MIGRATE_UNMOVABLE
         for z in reversed(self.zones):
             if z.idx > highest:
                 continue
@@ -446,7 +448,7 @@ class PageAllocator:
                 assert cpu is not None
                 got += self._take_pcp(z, cpu, order, nr_blocks - got, limit, alloc_flags)
             elif z.area is not None:
-                got += self._take_buddy(z, order, nr_blocks - got, limit, alloc_flags)
+                got += self._take_buddy(z, order, nr_blocks - got, limit, alloc_flags, mt)
             elif z.free > limit:
                 room = z.free // size if nowm else (z.free - limit - 1) // size + 1
                 k = min(room, nr_blocks - got)
@@ -460,23 +462,23 @@ class PageAllocator:
         """__zone_watermark_ok()'s high-order part: a free block of ``order`` or more."""
         return z.area is None or not order or bool(alloc_flags & ALLOC_NO_WATERMARKS) or z.area.has_order(order)
 
-    def _rmqueue(self, z: Zone, order: int, alloc_flags: int) -> int:
-        """__rmqueue() for an unmovable block, and rmqueue()'s ZONE_BOOSTED_WATERMARK
-        wakeup of kswapd; the block's frame number or -1."""
+    def _rmqueue(self, z: Zone, order: int, alloc_flags: int, mt: int = MIGRATE_UNMOVABLE) -> int:
+        """__rmqueue() for a block of migratetype ``mt``, and rmqueue()'s
+        ZONE_BOOSTED_WATERMARK wakeup of kswapd; the block's frame number or -1."""
         area = z.area
         assert area is not None
-        pfn = area.rmqueue(order, MIGRATE_UNMOVABLE, bool(alloc_flags & ALLOC_KSWAPD))
+        pfn = area.rmqueue(order, mt, bool(alloc_flags & ALLOC_KSWAPD))
         if area.boosted:
             area.boosted = False
             self.kernel.vmscan.wakeup_kswapd(z, 0)
         return pfn
 
-    def _take_buddy(self, z: Zone, order: int, want: int, limit: int, alloc_flags: int) -> int:
+    def _take_buddy(self, z: Zone, order: int, want: int, limit: int, alloc_flags: int, mt: int) -> int:
         """rmqueue_buddy() up to ``want`` times while the zone passes its watermark."""
         size = 1 << order
         got = 0
         while got < want and z.free > limit and self._order_ok(z, order, alloc_flags):
-            pfn = self._rmqueue(z, order, alloc_flags)
+            pfn = self._rmqueue(z, order, alloc_flags, mt)
             if pfn < 0:
                 break
             z.free -= size
@@ -582,7 +584,7 @@ class PageAllocator:
         alloc_flags_nofragment()) for ``nr_blocks`` blocks at once, from CPU
         ``cpu``'s context; returns how many."""
         flags = WMARK_LOW | (gfp & GFP_KSWAPD_RECLAIM)
-        got = self._take(nr_blocks, order, flags, cpu=cpu)
+        got = self._take(nr_blocks, order, flags, cpu=cpu, mt=gfp_migratetype(gfp))
         if got:
             self._charge(owner, got << order, flags)
         return got
@@ -721,9 +723,10 @@ class PageAllocator:
         costly = order > PAGE_ALLOC_COSTLY_ORDER
         no_progress_loops = 0
         alloc_flags = self.gfp_to_alloc_flags(gfp)
+        mt = gfp_migratetype(gfp)
         if alloc_flags & ALLOC_KSWAPD:
             vmscan.wake_all_kswapds(order)
-        if self._take(1, order, alloc_flags, cpu=cpu):
+        if self._take(1, order, alloc_flags, cpu=cpu, mt=mt):
             return alloc_flags
         while True:  # retry:
             if task is not None:
@@ -740,7 +743,7 @@ class PageAllocator:
             # (their divisible bursts commit lazily otherwise), here after a
             # reclaim round or a jiffy's sleep.
             kernel.sync_all()
-            if self._take(1, order, alloc_flags, cpu=cpu):
+            if self._take(1, order, alloc_flags, cpu=cpu, mt=mt):
                 return alloc_flags
             if not can_direct_reclaim or task is None or task.memalloc:
                 break  # nopage
@@ -748,11 +751,11 @@ class PageAllocator:
             progress = yield from vmscan.try_to_free_pages(task, gfp, order)
             if progress:
                 kernel.sync_all()
-                if self._take(1, order, alloc_flags, cpu=cpu):
+                if self._take(1, order, alloc_flags, cpu=cpu, mt=mt):
                     return alloc_flags
                 # "pages are pinned on the per-cpu lists": drain them all, retry once
                 self.drain_all_pages()
-                if self._take(1, order, alloc_flags, cpu=cpu):
+                if self._take(1, order, alloc_flags, cpu=cpu, mt=mt):
                     return alloc_flags
             if gfp & GFP_NORETRY:
                 break
@@ -815,7 +818,7 @@ class PageAllocator:
         # Go through the zonelist once more at the high watermark: perhaps
         # somebody freed memory meanwhile.
         self.kernel.sync_all()
-        if self._take(1, order, WMARK_HIGH | ALLOC_CPUSET, cpu=cpu):
+        if self._take(1, order, WMARK_HIGH | ALLOC_CPUSET, cpu=cpu, mt=gfp_migratetype(gfp)):
             return True, False
         if order > PAGE_ALLOC_COSTLY_ORDER or gfp & GFP_RETRY_MAYFAIL:
             return False, False
