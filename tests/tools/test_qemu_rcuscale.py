@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ktest import needs_pure_python
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools" / "qemu-rcuscale"
 
@@ -131,6 +132,7 @@ def test_census_decodes_blocks_steals_and_types(tmp_path: Path, capsys: pytest.C
     assert "from block 5 MOVABLE: free 508 (largest order 8" in out and "at the next census UNMOVABLE" in out
 
 
+@needs_pure_python
 def test_the_models_census_accounts_for_every_page_and_logs_each_steal(tmp_path: Path) -> None:
     """``ring.py model`` with the buddy model: a census at the start whose blocks' free pages
     are the zone's, then each steal's event 15 followed by a census of the same steal."""
