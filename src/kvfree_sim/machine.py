@@ -80,7 +80,7 @@ class Machine:
         self.sampler = sampler
         self.sample_ns = sample_ns
         self._next_sample = 0
-        self.profile = profile or load_profile(cfg.profile)
+        self.profile = (profile or load_profile(cfg.profile)).for_boot(cfg.seed)
         variant = get_variant(cfg.variant)
         rt = cfg.rcutree
         self.kernel = Kernel(

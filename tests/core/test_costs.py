@@ -12,7 +12,7 @@ import json
 import pytest
 
 from kvfree_sim.core.costs import (
-    COSTS, LAYOUT, MachineProfile, ProfileError, builtin_profiles, load_profile, parse_profile,
+    COSTS, GUEST_CPU_COSTS, LAYOUT, MachineProfile, ProfileError, builtin_profiles, load_profile, parse_profile,
 )
 
 from ktest import make_profile
@@ -86,3 +86,20 @@ def test_profile_files_load_by_path(tmp_path) -> None:
         load_profile(str(tmp_path / "absent.json"))
     with pytest.raises(ProfileError):
         load_profile("no-such-profile")
+
+
+def test_a_boot_scales_the_guest_cpu_costs_by_one_factor_of_its_seed() -> None:
+    """MachineProfile.for_boot(): every GUEST_CPU_COSTS entry times the same factor
+    exp(N(0, boot_speed_sd)), drawn from the seed alone; nothing else changes; with the
+    sd 0 the profile is used as it is."""
+    base = load_profile("qemu-tcg-6.1")
+    assert base.costs["boot_speed_sd"] > 0
+    a, b, again = base.for_boot(1), base.for_boot(2), base.for_boot(1)
+    factors = {a.costs[k] / base.costs[k] for k in GUEST_CPU_COSTS if base.costs[k]}
+    assert len({round(f, 12) for f in factors}) == 1
+    f = factors.pop()
+    assert f != 1.0 and a.costs == again.costs and b.costs != a.costs
+    assert all(a.costs[k] == v for k, v in base.costs.items() if k not in GUEST_CPU_COSTS)
+    assert a.layout == base.layout
+    x86 = load_profile("x86-server")
+    assert x86.costs["boot_speed_sd"] == 0 and x86.for_boot(5) is x86

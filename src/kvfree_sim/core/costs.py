@@ -19,9 +19,12 @@ package; ``--profile FILE`` loads any other)::
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+
+from .rng import Rng
 
 #: CPU costs in nanoseconds, machine-dependent: ``name -> meaning``.
 COSTS: dict[str, str] = {
@@ -70,10 +73,33 @@ COSTS: dict[str, str] = {
     "vcpu_stall_per_s": "times per second a vCPU stalls for long (Poisson): the hypervisor under a host that is "
                         "itself a virtual machine deschedules it; 0 on a host that is not",
     "vcpu_stall_ns": "mean length of such a stall (exponential); the vCPU runs nothing",
+    "boot_speed_sd": "spread of the host's speed from boot to boot: each run's guest CPU costs "
+                     "(GUEST_CPU_COSTS) are scaled by one factor exp(N(0, sd)) drawn from its seed; 0: none",
     "timer_irq_latency_ns": "mean (exponential) delay from a guest hrtimer's expiry to its interrupt on the vCPU: "
                             "an emulated LAPIC timer is delivered by the emulator's main-loop thread; "
                             "0 where the timer interrupt comes from hardware",
 }
+
+#: cost groups, one scale factor each (every entry is a COSTS name)
+GROUPS: dict[str, tuple[str, ...]] = {
+    "per_object": ("kmalloc_ns", "kvfree_call_rcu_ns", "kvfree_call_rcu_list_ns", "rcuscale_loop_ns",
+                   "kfree_bulk_ns", "kfree_ns"),
+    "slab": ("slab_new_ns", "slab_page_ns", "slab_discard_ns"),
+    "allocator": ("page_alloc_ns", "page_free_ns",
+                  "kfree_rcu_work_page_ns", "krc_lock_ns", "monitor_ns"),
+    "sched_irq": ("context_switch_ns", "wakeup_ns", "hardirq_ns", "softirq_ns", "hrtimer_min_delta_ns",
+                  "work_item_ns", "kthread_create_ns", "rcu_cb_ns", "rcu_gp_init_ns", "rcu_gp_per_cpu_ns"),
+    "reclaim": ("shrinker_per_cpu_ns", "shrink_node_ns", "slowpath_retry_ns", "oom_kill_ns"),
+    "console": ("console_char_ns",),
+    "steal": ("vcpu_steal_per_s",),
+    "steal_pause": ("vcpu_steal_ns",),
+    "stall": ("vcpu_stall_per_s",),
+    "stall_pause": ("vcpu_stall_ns",),
+    "timer_irq": ("timer_irq_latency_ns",),
+}
+#: the costs of guest code, which a faster or slower host speeds up or slows down alike
+GUEST_CPU_COSTS: tuple[str, ...] = tuple(k for g in ("per_object", "slab", "allocator", "sched_irq", "reclaim")
+                                         for k in GROUPS[g])
 
 #: The guest's memory layout and the kernel config facts it depends on, in KiB
 #: unless noted, and the host it runs on.  Not fitted by ``calibrate``: they come
@@ -136,6 +162,19 @@ class MachineProfile:
             "costs": entries(self.costs),
             "layout": entries(self.layout),
         }
+
+    def for_boot(self, seed: int) -> "MachineProfile":
+        """This profile as one boot of ``seed`` runs it: the guest CPU costs times the
+        boot's speed factor exp(N(0, boot_speed_sd)) (the profile itself when the sd is 0)."""
+        sd = self.costs["boot_speed_sd"]
+        if not sd:
+            return self
+        factor = math.exp(Rng(seed).stream("boot-speed").gauss(0.0, sd))
+        costs = dict(self.costs)
+        for k in GUEST_CPU_COSTS:
+            costs[k] *= factor
+        return MachineProfile(self.name, self.description, self.source, costs, dict(self.layout),
+                              dict(self.sources))
 
     def with_costs(self, name: str, costs: dict[str, float], source: str) -> "MachineProfile":
         """A copy with some costs replaced (by a fit), keeping the layout."""
