@@ -49,7 +49,7 @@ class FreeArea:
     """
 
     __slots__ = ("start_pfn", "end_pfn", "pageblock_order", "block_mt", "order_of", "mt_of",
-                 "heads", "tails", "counts", "nr_free", "boost", "boosted", "steals", "boosts")
+                 "heads", "tails", "counts", "nr_free", "boost", "boosted", "steals")
 
     def __init__(self, start_pfn: int, end_pfn: int, pageblock_order: int, boost: Callable[[], bool]) -> None:
         self.start_pfn = start_pfn
@@ -69,7 +69,6 @@ class FreeArea:
         self.boost = boost
         self.boosted = False
         self.steals = 0  # __rmqueue_fallback() steals (mm_page_alloc_extfrag events)
-        self.boosts = 0  # of which boost_watermark() raised the boost
 
     # -- pageblocks -------------------------------------------------------------------
 
@@ -151,6 +150,11 @@ class FreeArea:
             higher = (buddy & pfn) ^ (1 << (order + 1))
             to_tail = order_of.get(higher) == order + 1 and start <= higher < end
         self._add(pfn, order, mt, to_tail)
+
+    def free_pages_ok(self, pfn: int, order: int, to_tail: bool = False) -> None:
+        """free_one_page() to the list of the block's pageblock type
+        (get_pfnblock_migratetype())."""
+        self.free_one_page(pfn, order, self.pageblock_mt(pfn), to_tail)
 
     # -- allocating ---------------------------------------------------------------------
 
@@ -251,10 +255,8 @@ class FreeArea:
                 self.set_pageblock_mt(pfn + (i << self.pageblock_order), start_mt)
             self._move_tail(pfn, start_mt)
             return
-        if self.boost():
-            self.boosts += 1
-            if alloc_flags_kswapd:
-                self.boosted = True  # set_bit(ZONE_BOOSTED_WATERMARK)
+        if self.boost() and alloc_flags_kswapd:
+            self.boosted = True  # set_bit(ZONE_BOOSTED_WATERMARK)
         if not whole_block:
             self._move_tail(pfn, start_mt)
             return

@@ -47,7 +47,7 @@ from .gfp import (
     GFP_ATOMIC_FLAG, GFP_DIRECT_RECLAIM, GFP_HIGH, GFP_KSWAPD_RECLAIM, GFP_MEMALLOC,
     GFP_NOFAIL, GFP_NOMEMALLOC, GFP_NORETRY, GFP_NOWARN, GFP_RETRY_MAYFAIL, gfp_migratetype, gfp_string,
 )
-from .buddy import MAX_ORDER, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE, FreeArea
+from .buddy import MAX_ORDER, MIGRATE_UNMOVABLE, FreeArea
 from .pcp import PcpVersion, ZonePcp, pageset_high_and_batch
 from .slab import KmemCache, kmalloc_size
 
@@ -365,7 +365,7 @@ class PageAllocator:
             order = min(MAX_ORDER - 1, (start & -start).bit_length() - 1 if start else MAX_ORDER - 1)
             while start + (1 << order) > end:
                 order -= 1
-            area.free_one_page(start, order, area.pageblock_mt(start), to_tail=True)
+            area.free_pages_ok(start, order, to_tail=True)
             start += 1 << order
 
     def _charge_base(self, layout: dict[str, float], ncpus: int) -> None:
@@ -458,27 +458,31 @@ class PageAllocator:
                 break
         return got
 
-    def _order_ok(self, z: Zone, order: int, alloc_flags: int) -> bool:
-        """__zone_watermark_ok()'s high-order part: a free block of ``order`` or more."""
-        return z.area is None or not order or bool(alloc_flags & ALLOC_NO_WATERMARKS) or z.area.has_order(order)
+    @staticmethod
+    def _order_check(z: Zone, order: int, alloc_flags: int) -> FreeArea | None:
+        """The free area whose lists __zone_watermark_ok()'s high-order part must find a
+        block of ``order`` or more on (None: no such check)."""
+        if not order or alloc_flags & ALLOC_NO_WATERMARKS:
+            return None
+        return z.area
 
-    def _rmqueue(self, z: Zone, order: int, alloc_flags: int, mt: int = MIGRATE_UNMOVABLE) -> int:
-        """__rmqueue() for a block of migratetype ``mt``, and rmqueue()'s
-        ZONE_BOOSTED_WATERMARK wakeup of kswapd; the block's frame number or -1."""
+    def _wake_if_boosted(self, z: Zone) -> None:
+        """rmqueue(): test and clear ZONE_BOOSTED_WATERMARK, then wakeup_kswapd()."""
         area = z.area
-        assert area is not None
-        pfn = area.rmqueue(order, mt, bool(alloc_flags & ALLOC_KSWAPD))
-        if area.boosted:
+        if area is not None and area.boosted:
             area.boosted = False
             self.kernel.vmscan.wakeup_kswapd(z, 0)
-        return pfn
 
     def _take_buddy(self, z: Zone, order: int, want: int, limit: int, alloc_flags: int, mt: int) -> int:
         """rmqueue_buddy() up to ``want`` times while the zone passes its watermark."""
+        area = z.area
+        assert area is not None
+        check = self._order_check(z, order, alloc_flags)
         size = 1 << order
         got = 0
-        while got < want and z.free > limit and self._order_ok(z, order, alloc_flags):
-            pfn = self._rmqueue(z, order, alloc_flags, mt)
+        while got < want and z.free > limit and (check is None or check.has_order(order)):
+            pfn = area.rmqueue(order, mt, bool(alloc_flags & ALLOC_KSWAPD))  # __rmqueue()
+            self._wake_if_boosted(z)
             if pfn < 0:
                 break
             z.free -= size
@@ -490,11 +494,12 @@ class PageAllocator:
         """rmqueue_pcplist() up to ``want`` times while the zone passes its watermark
         (the buddy count, which the list's pages are not part of)."""
         pcp = self.zone_pcp(z)
+        check = self._order_check(z, order, alloc_flags)
         size = 1 << order
         got = 0
         # Each allocation checks the watermark first; taking from the list does not
         # change the buddy count, refilling it does.
-        while got < want and z.free > limit and self._order_ok(z, order, alloc_flags):
+        while got < want and z.free > limit and (check is None or check.has_order(order)):
             if not pcp.lists[cpu].blocks[order]:
                 n = min(pcp.refill_count(pcp.lists[cpu], order), z.free // size)  # rmqueue_bulk()
                 if z.area is not None:
@@ -517,9 +522,7 @@ class PageAllocator:
         area = z.area
         assert area is not None
         pfns = area.rmqueue_bulk(order, MIGRATE_UNMOVABLE, count, bool(alloc_flags & ALLOC_KSWAPD))
-        if area.boosted:
-            area.boosted = False
-            self.kernel.vmscan.wakeup_kswapd(z, 0)
+        self._wake_if_boosted(z)
         return pfns
 
     def _hold(self, owner: str, pages: int) -> None:
@@ -632,26 +635,20 @@ class PageAllocator:
         assert self.held is not None
         lst = self.held[owner][order]
         pfns = [lst.popleft() for _ in range(nr_blocks)]
-        for z in reversed(self.zones):
+        for z in reversed(self.zones):  # each block to the zone it lies in
             mine = [p for p in pfns if p >= z.start_pfn]
             if not mine:
                 continue
-            if len(mine) < len(pfns):
-                pfns = [p for p in pfns if p < z.start_pfn]
-            else:
-                pfns = []
+            pfns = [p for p in pfns if p < z.start_pfn]
             if cpu is not None:
-                pcp = self.zone_pcp(z)
-                z.free += pcp.free(cpu, order, len(mine), mine)
+                z.free += self.zone_pcp(z).free(cpu, order, len(mine), mine)
                 self._to_buddy(z)
             else:
                 area = z.area
                 assert area is not None
                 for p in mine:
-                    area.free_one_page(p, order, area.pageblock_mt(p))
+                    area.free_pages_ok(p, order)
                 z.free += len(mine) << order
-            if not pfns:
-                break
 
     def _to_buddy(self, z: Zone) -> None:
         """__free_one_page() of what the zone's per-CPU lists gave back, each to its
@@ -660,9 +657,8 @@ class PageAllocator:
         if pcp.spilled:
             area = z.area
             assert area is not None
-            block_mt, shift, base = area.block_mt, area.pageblock_order, area.start_pfn >> area.pageblock_order
             for p, o in pcp.spilled:
-                area.free_one_page(p, o, block_mt[(p >> shift) - base])
+                area.free_pages_ok(p, o)
             pcp.spilled.clear()
 
     # -- __alloc_pages() ------------------------------------------------------------------
