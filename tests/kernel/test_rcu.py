@@ -175,6 +175,48 @@ def test_call_rcu_callbacks_wait_for_a_gp_that_started_after_the_call(make_kerne
     assert rcu.gp_count == 2 and rcu.gp_seq == 8
 
 
+def test_a_callback_queued_after_its_cpus_quiescent_state_waits_one_gp_more(make_kernel) -> None:
+    """Only a CPU's own RCU code accelerates its callbacks (tree.c v6.1): at its QS report
+    (rcu_report_qs_rdp(): "This GP can't end until cpu checks in, so all of our callbacks
+    can be processed during the next GP"), when it notices a GP start or end
+    (__note_gp_changes()), and on the GP kthread's CPU in rcu_gp_cleanup().  During a GP
+    held up by CPU 2: a callback queued on CPU 2 before it reports rides the next GP (2 GP
+    ends); one queued on a CPU that has already reported stays unaccelerated until that CPU
+    notices the GP's end, when the next GP (needed by CPU 2's callback) has started, so it
+    needs the GP after that (3 GP ends)."""
+    kernel = make_kernel(ncpus=3)
+    rcu = kernel.rcu
+    spawn(kernel, "hog0", hog, cpu=0)
+    spawn(kernel, "hog1", hog, cpu=1)
+
+    def burst(me):
+        me.preempt_off = True  # no quiescent state until the burst ends
+        yield 30 * MSEC
+        yield SLEEP
+
+    spawn(kernel, "burst", burst, cpu=2, at=500 * USEC)
+    ran: dict[str, int] = {}
+    queued: dict[str, int] = {}
+
+    def queue(name: str, cid: int) -> None:
+        queued[name] = rcu.gp_count
+        rcu.call_rcu(kernel.cpus[cid], lambda n: ran.__setitem__(n, rcu.gp_count), name)
+
+    rcu.call_rcu(kernel.cpus[0], lambda _: None)  # starts the first GP
+    t = 0
+    while "late" not in queued:
+        t += 100 * USEC
+        kernel.sim.run(until=t)
+        if "early" not in queued and rcu.gp_in_progress:
+            queue("early", 2)
+        elif "early" in queued and rcu.qs_pending == {2}:
+            late_cpu = 1 if rcu.kthread.cpu.id == 0 else 0
+            queue("late", late_cpu)
+    kernel.sim.run(until=200 * MSEC)
+    assert rcu.kthread.cpu.id != late_cpu  # whose rcu_gp_cleanup() would accelerate it
+    assert {name: ran[name] - queued[name] for name in queued} == {"early": 2, "late": 3}
+
+
 def test_synchronize_rcu_blocks_the_caller_until_a_gp_has_passed(make_kernel) -> None:
     """synchronize_rcu() -> wait_rcu_gp(call_rcu) (include/linux/rcupdate_wait.h):
     the caller sleeps in wait_for_completion() and gives its CPU up; it resumes

@@ -27,11 +27,25 @@ What is modelled, and where it comes from (v5.11; v6.1 is the same here):
   second tick, so the model reports at that tick.  A dyntick-idle CPU
   (NO_HZ_IDLE, tick stopped) is reported by the FQS scan, which a 3-jiffy
   timeout puts 4 ticks after the GP started.
-* ``call_rcu()`` queues a callback on the calling CPU; at that CPU's next tick
-  ``rcu_core()`` accelerates it (assigns ``rcu_seq_snap(&rcu_state.gp_seq)``)
-  and requests that GP (``rcu_start_this_gp()``).  When the GP has ended, the
-  next tick on that CPU invokes the ready callbacks from the RCU softirq
-  (``rcu_do_batch()``; CPUs with callbacks keep their tick, ``rcu_needs_cpu()``).
+* ``call_rcu()`` queues a callback on the calling CPU, unaccelerated (in
+  ``RCU_NEXT_TAIL``, no GP assigned).  Only that CPU's own RCU code accelerates
+  it (``rcu_accelerate_cbs()``: assigns ``rcu_seq_snap(&rcu_state.gp_seq)`` and
+  requests that GP, ``rcu_start_this_gp()``), at four points: when the CPU
+  notices a GP start or end at a tick (``rcu_pending()`` -> ``rcu_core()`` ->
+  ``note_gp_changes()``); when it reports its quiescent state
+  (``rcu_report_qs_rdp()``: "This GP can't end until cpu checks in, so all of our
+  callbacks can be processed during the next GP"); at a tick with no GP in
+  progress (``rcu_core()``: "No grace period and unregistered callbacks?"); and,
+  on the GP kthread's own CPU only, in ``rcu_gp_cleanup()`` before the GP is
+  declared over and in ``rcu_gp_init()`` (``__note_gp_changes()`` for
+  ``this_cpu_ptr(&rcu_data)``).  So a callback queued on a CPU after its
+  quiescent state for GP N waits until that CPU notices N's end; by then the GP
+  kthread has usually started N+1, and the callback needs N+2, one GP more
+  than on the GP kthread's CPU (Joel Fernandes, "rcu: Further comment and
+  explain the acceleration of callbacks", LKML 2023-02-04, walks through it).
+  When its GP has ended, the next tick on that CPU invokes the ready callbacks
+  from the RCU softirq (``rcu_do_batch()``; CPUs with callbacks keep their tick,
+  ``rcu_needs_cpu()``).
 * ``synchronize_rcu()`` is ``wait_rcu_gp(call_rcu)``: the caller sleeps until a
   callback wakes it.
 
@@ -129,7 +143,9 @@ class Rcu:
         self.gp_seq_needed = 0
         self.gp_count = 0  # completed GPs
         self.cbs: list[list[RcuHead]] = [[] for _ in range(ncpus)]
+        self.unaccel: list[int] = [0] * ncpus  # per CPU: callbacks not yet accelerated
         self.nr_unaccel = 0
+        self.gp_seq_seen: list[int] = [0] * ncpus  # rdp->gp_seq: the GP state each CPU last noticed
         self.qs_pending: set[int] = set()
         self.noticed: list[bool] = [False] * ncpus
         self.noticed_at: list[int] = [0] * ncpus  # when each CPU noticed the current GP
@@ -152,6 +168,7 @@ class Rcu:
         """call_rcu(): ``fn(arg)`` runs on ``cpu`` in softirq after a full GP."""
         head = RcuHead(fn, arg)
         self.cbs[cpu.id].append(head)
+        self.unaccel[cpu.id] += 1
         self.nr_unaccel += 1
         self._need_tick()
         return head
@@ -176,18 +193,24 @@ class Rcu:
     def _tick(self, _: object) -> None:
         self._tick_ev = None
         cpus = self.kernel.cpus
-        if self.nr_unaccel:
-            self._accelerate()
+        s = self.gp_seq
+        idle = not self.gp_in_progress
+        seen, unaccel = self.gp_seq_seen, self.unaccel
+        for cid in range(len(cpus)):
+            if seen[cid] != s:
+                if self._takes_tick(cid):
+                    # note_gp_changes() -> __note_gp_changes(): advance and accelerate
+                    seen[cid] = s
+                    if unaccel[cid]:
+                        self._accelerate(cid)
+            elif idle and unaccel[cid] and self._takes_tick(cid):
+                self._accelerate(cid)  # rcu_core(): no grace period and unregistered callbacks
         if self.qs_pending:
             for cid in sorted(self.qs_pending):
                 cpu = cpus[cid]
                 curr = cpu.curr
-                if curr is None and not self.cbs[cid]:
-                    continue  # dyntick-idle, no tick: left to the FQS scan
-                if cpu.paused_until > self.sim.now:
-                    continue  # a descheduled vCPU takes no tick
-                if curr is not None and curr.irqs_off:
-                    continue  # the tick waits for interrupts to come back on
+                if not self._takes_tick(cid):
+                    continue  # dyntick-idle (left to the FQS scan), a descheduled vCPU, irqs off
                 if not self.noticed[cid]:
                     self.noticed[cid] = True
                     self.noticed_at[cid] = self.sim.now
@@ -199,6 +222,8 @@ class Rcu:
                     # the GP was one (rcu_note_context_switch() -> rcu_qs()),
                     # and this tick's softirq reports it.
                     continue
+                if unaccel[cid]:
+                    self._accelerate(cid)  # rcu_report_qs_rdp()
                 self._report_qs(cid)
         self._invoke_ready()
         if self.nr_unaccel or self._busy_pending() or self._has_ready():
@@ -208,15 +233,25 @@ class Rcu:
         cpus = self.kernel.cpus
         return any(cpus[c].curr is not None or self.cbs[c] for c in self.qs_pending)
 
-    def _accelerate(self) -> None:
-        """rcu_accelerate_cbs() + rcu_start_this_gp() for new callbacks."""
+    def _takes_tick(self, cid: int) -> bool:
+        """Whether CPU ``cid`` runs rcu_sched_clock_irq() and its softirq at this tick."""
+        cpu = self.kernel.cpus[cid]
+        curr = cpu.curr
+        if curr is None and not self.cbs[cid]:
+            return False  # dyntick-idle: no tick
+        if cpu.paused_until > self.sim.now:
+            return False  # a descheduled vCPU takes no tick
+        return curr is None or not curr.irqs_off  # the tick waits for interrupts to come back on
+
+    def _accelerate(self, cid: int) -> None:
+        """rcu_accelerate_cbs() + rcu_start_this_gp() for CPU ``cid``'s new callbacks."""
         snap = rcu_seq_snap(self.gp_seq)
-        for lst in self.cbs:
-            for head in reversed(lst):
-                if head.snap >= 0:
-                    break
-                head.snap = snap
-        self.nr_unaccel = 0
+        for head in reversed(self.cbs[cid]):
+            if head.snap >= 0:
+                break
+            head.snap = snap
+        self.nr_unaccel -= self.unaccel[cid]
+        self.unaccel[cid] = 0
         if snap > self.gp_seq_needed:
             self.gp_seq_needed = snap
             if self._kthread_sleeping and not self.gp_in_progress:
@@ -286,6 +321,15 @@ class Rcu:
             self._kthread_sleeping = False
             wake_task(me)
 
+    def _note_own_cpu(self, me: Task) -> None:
+        """__note_gp_changes(rnp, this_cpu_ptr(&rcu_data)) from rcu_gp_init() and
+        rcu_gp_cleanup(): the GP kthread's own CPU notices at once."""
+        assert me.cpu is not None
+        cid = me.cpu.id
+        self.gp_seq_seen[cid] = self.gp_seq
+        if self.unaccel[cid]:
+            self._accelerate(cid)
+
     def _gp_kthread(self, me: Task) -> Generator[Any, Any, None]:
         """rcu_gp_kthread()."""
         ncpus = len(self.kernel.cpus)
@@ -306,6 +350,7 @@ class Rcu:
             assert me.cpu is not None
             self.noticed[me.cpu.id] = True
             self.noticed_at[me.cpu.id] = self.sim.now
+            self._note_own_cpu(me)
             self._need_tick()
             # rcu_gp_fqs_loop()
             first = True
@@ -318,7 +363,10 @@ class Rcu:
                 first = False
             # rcu_gp_cleanup()
             yield ncpus * self.gp_per_cpu_ns
+            self._note_own_cpu(me)  # while the GP still looks in progress: its CPU's callbacks get the next
             self.gp_seq = rcu_seq_endval(self.gp_seq)  # rcu_seq_end()
+            assert me.cpu is not None
+            self.gp_seq_seen[me.cpu.id] = self.gp_seq
             self.gp_count += 1
             self.gp_durations.append(self.sim.now - self.gp_started_at)
             if tracer is not None:
