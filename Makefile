@@ -33,8 +33,8 @@ reproduce: $(STAMP)
 
 # The same at the model's memory edge (see README): slower, the runs reclaim.
 reproduce-edge: $(STAMP)
-	$(KVFREE_SIM) compare --variants $(VARIANTS) --runs $(RUNS) --cpus 64 --memory 352M \
-	  --bootargs "$(BOOTARGS)" --out results-352M/
+	$(KVFREE_SIM) compare --variants $(VARIANTS) --runs $(RUNS) --cpus 64 --memory 416M \
+	  --bootargs "$(BOOTARGS)" --out results-416M/
 
 bench: $(STAMP)
 	$(BIN)/kvfree-sim bench
@@ -63,4 +63,4 @@ bench-mypyc: $(MYPYC_STAMP)
 	$(MYPYC_BIN)/kvfree-sim bench
 
 clean:
-	rm -rf $(VENV) $(MYPYC_VENV) results results-384M build src/*.egg-info
+	rm -rf $(VENV) $(MYPYC_VENV) results results-416M build src/*.egg-info
