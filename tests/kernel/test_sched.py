@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from kvfree_sim.core.sim import PRIO_SOFTIRQ
 from kvfree_sim.kernel.sched import SLEEP, CfsParams, nice_to_weight, set_cpus_allowed_ptr, sysctl_factor, wake_task
 from kvfree_sim.kernel.time import HrTimer
 from kvfree_sim.kernel.workqueue import WorkStruct
@@ -88,6 +89,32 @@ def test_nice_minus20_kworker_preempts_a_nice19_task_at_once(make_kernel) -> Non
     at(kernel, t, kernel.system_highpri_wq.queue_work_on, kernel.cpus[0], work)
     kernel.sim.run(until=20 * MSEC)
     assert ran == [(t, -20)]
+
+
+def test_a_task_woken_by_an_interrupt_runs_after_the_other_interrupts_of_that_instant(make_kernel) -> None:
+    """irq_exit() -> invoke_softirq() runs every pending softirq before the return to task
+    context switches to the woken task (kernel/softirq.c): at a tick, a work item queued from
+    the TIMER softirq runs after the RCU softirq of the same tick, whatever order the two
+    were raised in.  Alone, the woken kworker runs at once (the test above)."""
+    kernel = make_kernel(ncpus=1)
+    spawn(kernel, "nice19", hog, nice=19, cpu=0)
+    order: list[str] = []
+
+    def func(work, worker):
+        order.append("work")
+        yield 100 * USEC
+
+    def timer_softirq() -> None:
+        kernel.cpus[0].softirq(lambda _: kernel.system_highpri_wq.queue_work_on(kernel.cpus[0], WorkStruct(func, "w")), None)
+
+    def rcu_softirq() -> None:
+        kernel.cpus[0].softirq(lambda _: order.append("rcu softirq"), None)
+
+    t = 5 * MSEC
+    kernel.sim.at(t, lambda _: timer_softirq(), None, PRIO_SOFTIRQ)
+    kernel.sim.at(t, lambda _: rcu_softirq(), None, PRIO_SOFTIRQ)
+    kernel.sim.run(until=20 * MSEC)
+    assert order == ["rcu softirq", "work"]
 
 
 def test_nice19_wakeup_does_not_preempt_nice0_and_waits_for_the_slice_end(make_kernel) -> None:

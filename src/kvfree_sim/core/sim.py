@@ -81,6 +81,13 @@ class Simulator:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
+    def irq_due_now(self) -> bool:
+        """Whether a live event of interrupt priority (below PRIO_NORMAL) is due at this instant."""
+        heap = self._heap
+        while heap and heap[0][3] is None:
+            heapq.heappop(heap)
+        return bool(heap) and heap[0][0] == self.now and heap[0][1] < PRIO_NORMAL
+
     def run(self, until: int) -> None:
         """Execute events in order until the next one lies beyond ``until``,
         then move the clock to ``until`` (unless :meth:`stop` was called, which

@@ -663,7 +663,13 @@ class Cpu:
             self.in_resume = was
             self.context = prev_ctx
         if self.need_resched and not was and self.curr is not None and not self.curr.preempt_off:
-            self._preempt()
+            if self.sim.irq_due_now():
+                # irq_exit(): the interrupts and softirqs of this same instant (a tick's timer
+                # and RCU softirqs) all run before the switch to the task they woke.
+                if self.resume_ev is None:
+                    self.resume_ev = self.sim.at(self.sim.now, self._resched, None, PRIO_LATE)
+            else:
+                self._preempt()
         elif self.curr is None and self.rq and not was and self.resume_ev is None:
             self.resume_ev = self.sim.at(self.sim.now, self._idle_wake, None, PRIO_LATE)
 
