@@ -548,21 +548,22 @@ def record_model(args: argparse.Namespace) -> None:
     events: list[Event] = []
     box: dict[str, Any] = {}
 
-    def log(what: int, krc: int, arg: int) -> None:
+    def log(what: int, krc: int, arg: int, cpu: int = 0) -> None:
         k = box["machine"].kernel
-        events.append((k.sim.now, what, 0, krc, arg))
+        events.append((k.sim.now, what, cpu, krc, arg))
 
     class Ring(Tracer):
         def rcu_grace_period(self, gp_seq: int, event: str) -> None:
-            log(GP_START if event == "start" else GP_END, 0, gp_seq)
+            kthread_cpu = box["machine"].kernel.rcu.kthread.cpu
+            log(GP_START if event == "start" else GP_END, 0, gp_seq, kthread_cpu.id if kthread_cpu else 0)
 
         def workqueue_execute_start(self, worker: Any, work: Any) -> None:
             if isinstance(work.data, tree.KfreeRcuCpuWork):
-                log(WORK_START, work.data.krcp.cpu.id, box["machine"].kernel.mm.nr_free_pages())
+                log(WORK_START, work.data.krcp.cpu.id, box["machine"].kernel.mm.nr_free_pages(), worker.cpu.id)
 
         def workqueue_execute_end(self, worker: Any, work: Any) -> None:
             if isinstance(work.data, tree.KfreeRcuCpuWork):
-                log(WORK_END, work.data.krcp.cpu.id, box["machine"].kernel.mm.nr_free_pages())
+                log(WORK_END, work.data.krcp.cpu.id, box["machine"].kernel.mm.nr_free_pages(), worker.cpu.id)
 
         def mm_vmscan_direct_reclaim_begin(self, task: Any, order: int, gfp: int) -> None:
             cpu = task.cpu.id if task.cpu is not None else 0
@@ -578,20 +579,25 @@ def record_model(args: argparse.Namespace) -> None:
     machine = Machine(cfg, None, Ring())
     box["machine"] = machine
     kv = machine.kvfree
-    attach, monitor = kv.attach_channels, kv.kfree_rcu_monitor
+    attach, queue, monitor = kv.attach_channels, kv.queue_batch, kv.kfree_rcu_monitor
     counters = kv.c
 
     def attach_channels(krcp: Any, krwp: Any) -> None:
-        log(DETACH, krcp.cpu.id, krcp.count)
+        box["detach"] = (krcp.cpu.id, krcp.count)
         attach(krcp, krwp)
+
+    def queue_batch(krwp: Any, ctx: Any) -> None:
+        krc, count = box.pop("detach")  # every queue_batch() follows an attach_channels()
+        log(DETACH, krc, count, ctx.id)  # on the CPU that detached (the shrinker's may be another)
+        queue(krwp, ctx)
 
     def kfree_rcu_monitor(krcp: Any, ctx: Any) -> None:
         monitor(krcp, ctx)
         if krcp.bkvhead[0] or krcp.bkvhead[1] or krcp.head:
-            log(MON_BUSY, krcp.cpu.id, krcp.count)
+            log(MON_BUSY, krcp.cpu.id, krcp.count, ctx.id)
 
     mm = machine.kernel.mm
-    kv.attach_channels, kv.kfree_rcu_monitor = attach_channels, kfree_rcu_monitor  # instance hooks
+    kv.attach_channels, kv.queue_batch, kv.kfree_rcu_monitor = attach_channels, queue_batch, kfree_rcu_monitor
     if mm.held is not None:
         _hook_buddy(mm, log, events)
     else:
