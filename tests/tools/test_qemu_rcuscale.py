@@ -156,6 +156,27 @@ def test_the_models_census_accounts_for_every_page_and_logs_each_steal(tmp_path:
     assert steals[0]["steal"]["stolen"] == 10 and steals[0]["for_mt"] == 0
 
 
+@needs_pure_python
+def test_the_models_batch_events_carry_the_cpu_that_ran_them(tmp_path: Path) -> None:
+    """``ring.py model`` logs each detach on the CPU whose monitor detached it (its krcp's: no
+    shrinker runs here), each kfree_rcu_work() on the worker's CPU (the krcp's: the rcu_work
+    is queued where the callback ran) and the GP events on the GP kthread's, as the kernel's
+    ring does; and both CPUs detach."""
+    import argparse
+
+    out = tmp_path / "m.ring"
+    ring.record_model(argparse.Namespace(
+        variant="v6.1", cpus=2, memory="80M", profile="qemu-tcg-6.1", seed=1, out=out,
+        bootargs="rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=16 rcuscale.kfree_loops=4 "
+                 "rcuscale.kfree_mult=64"))
+    events = ring.load(out)
+    detach = [e for e in events if e[1] == ring.DETACH]
+    work = [e for e in events if e[1] in (ring.WORK_START, ring.WORK_END)]
+    assert detach and work
+    assert all(e[2] == e[3] for e in detach + work)
+    assert {e[2] for e in detach} == {0, 1}
+
+
 def test_reclaimable_requests_decode_with_stack_slab_and_steal(tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     """Events 22-27 as kvsim-ring.patch packs them: a RECLAIMABLE order-0 slab request on CPU 1 whose
