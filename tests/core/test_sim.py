@@ -120,6 +120,20 @@ def test_stop_ends_the_run_after_the_current_event(sim: Simulator) -> None:
     assert log == [1, 2, 3]
 
 
+def test_irq_due_now_sees_only_live_interrupt_events_of_this_instant(sim: Simulator) -> None:
+    """irq_due_now(): whether an interrupt-priority event (hardirq or softirq) is still due at
+    the current instant, so that a task an interrupt woke waits for it (irq_exit())."""
+    seen: list[tuple[str, bool]] = []
+    sim.at(10, lambda _: seen.append(("first", sim.irq_due_now())), prio=PRIO_SOFTIRQ)
+    sim.at(10, lambda _: seen.append(("second", sim.irq_due_now())), prio=PRIO_SOFTIRQ)
+    sim.at(10, lambda _: seen.append(("task", sim.irq_due_now())), prio=PRIO_NORMAL)
+    cancelled = sim.at(20, lambda _: None, prio=PRIO_HARDIRQ)
+    sim.at(20, lambda _: seen.append(("late", sim.irq_due_now())), prio=PRIO_LATE)
+    sim.at(19, lambda _: (seen.append(("before", sim.irq_due_now())), Simulator.cancel(cancelled)))
+    sim.run(until=100)
+    assert seen == [("first", True), ("second", False), ("task", False), ("before", False), ("late", False)]
+
+
 def test_event_count(sim: Simulator) -> None:
     ev = sim.at(1, lambda _: None)
     sim.at(2, lambda _: None)
