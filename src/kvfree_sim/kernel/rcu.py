@@ -41,8 +41,8 @@ What is modelled, and where it comes from (v5.11; v6.1 is the same here):
   ``this_cpu_ptr(&rcu_data)``).  So a callback queued on a CPU after its
   quiescent state for GP N waits until that CPU notices N's end; by then the GP
   kthread has usually started N+1, and the callback needs N+2, one GP more
-  than on the GP kthread's CPU (Joel Fernandes, "rcu: Further comment and
-  explain the acceleration of callbacks", LKML 2023-02-04, walks through it).
+  than on the GP kthread's CPU (Joel Fernandes' patch to the comment in
+  ``rcu_report_qs_rdp()``, LKML 2023-02-04, walks through it).
   When its GP has ended, the next tick on that CPU invokes the ready callbacks
   from the RCU softirq (``rcu_do_batch()``; CPUs with callbacks keep their tick,
   ``rcu_needs_cpu()``).
