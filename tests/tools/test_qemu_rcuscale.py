@@ -132,18 +132,23 @@ def test_census_decodes_blocks_steals_and_types(tmp_path: Path, capsys: pytest.C
     assert "from block 5 MOVABLE: free 508 (largest order 8" in out and "at the next census UNMOVABLE" in out
 
 
-@needs_pure_python
-def test_the_models_census_accounts_for_every_page_and_logs_each_steal(tmp_path: Path) -> None:
-    """``ring.py model`` with the buddy model: a census at the start whose blocks' free pages
-    are the zone's, then each steal's event 15 followed by a census of the same steal."""
+def model_ring(tmp_path: Path, memory: str, loops: int) -> list[ring.Event]:
+    """The events ``ring.py model`` records for v6.1 on qemu-tcg-6.1 at 2 CPUs, seed 1."""
     import argparse
 
     out = tmp_path / "m.ring"
     ring.record_model(argparse.Namespace(
-        variant="v6.1", cpus=2, memory="56M", profile="qemu-tcg-6.1", seed=1, out=out,
-        bootargs="rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=16 rcuscale.kfree_loops=1 "
+        variant="v6.1", cpus=2, memory=memory, profile="qemu-tcg-6.1", seed=1, out=out,
+        bootargs=f"rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=16 rcuscale.kfree_loops={loops} "
                  "rcuscale.kfree_mult=64"))
-    events = ring.load(out)
+    return ring.load(out)
+
+
+@needs_pure_python
+def test_the_models_census_accounts_for_every_page_and_logs_each_steal(tmp_path: Path) -> None:
+    """``ring.py model`` with the buddy model: a census at the start whose blocks' free pages
+    are the zone's, then each steal's event 15 followed by a census of the same steal."""
+    events = model_ring(tmp_path, "56M", loops=1)
     cs = ring.censuses(events)
     start, steals = cs[0], cs[1:]
     assert start["why"] == 1 and len(start["blocks"]) == 14
@@ -162,14 +167,7 @@ def test_the_models_batch_events_carry_the_cpu_that_ran_them(tmp_path: Path) -> 
     shrinker runs here), each kfree_rcu_work() on the worker's CPU (the krcp's: the rcu_work
     is queued where the callback ran) and the GP events on the GP kthread's, as the kernel's
     ring does; and both CPUs detach."""
-    import argparse
-
-    out = tmp_path / "m.ring"
-    ring.record_model(argparse.Namespace(
-        variant="v6.1", cpus=2, memory="80M", profile="qemu-tcg-6.1", seed=1, out=out,
-        bootargs="rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=16 rcuscale.kfree_loops=4 "
-                 "rcuscale.kfree_mult=64"))
-    events = ring.load(out)
+    events = model_ring(tmp_path, "80M", loops=4)
     detach = [e for e in events if e[1] == ring.DETACH]
     work = [e for e in events if e[1] in (ring.WORK_START, ring.WORK_END)]
     assert detach and work
