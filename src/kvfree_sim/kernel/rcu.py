@@ -147,7 +147,6 @@ class Rcu:
         self.nr_unaccel = 0
         self.gp_seq_seen: list[int] = [0] * ncpus  # rdp->gp_seq: the GP state each CPU last noticed
         self.qs_pending: set[int] = set()
-        self.noticed: list[bool] = [False] * ncpus
         self.noticed_at: list[int] = [0] * ncpus  # when each CPU noticed the current GP
         self.fqs_snap: list[int] = [0] * ncpus
         self._tick_ev: Event | None = None
@@ -196,11 +195,15 @@ class Rcu:
         s = self.gp_seq
         idle = not self.gp_in_progress
         seen, unaccel = self.gp_seq_seen, self.unaccel
+        fresh: set[int] = set()  # CPUs that notice the GP in progress at this tick
         for cid in range(len(cpus)):
             if seen[cid] != s:
                 if self._takes_tick(cid):
                     # note_gp_changes() -> __note_gp_changes(): advance and accelerate
                     seen[cid] = s
+                    if not idle:
+                        fresh.add(cid)
+                        self.noticed_at[cid] = self.sim.now
                     if unaccel[cid]:
                         self._accelerate(cid)
             elif idle and unaccel[cid] and self._takes_tick(cid):
@@ -209,12 +212,8 @@ class Rcu:
             for cid in sorted(self.qs_pending):
                 cpu = cpus[cid]
                 curr = cpu.curr
-                if not self._takes_tick(cid):
-                    continue  # dyntick-idle (left to the FQS scan), a descheduled vCPU, irqs off
-                if not self.noticed[cid]:
-                    self.noticed[cid] = True
-                    self.noticed_at[cid] = self.sim.now
-                    continue
+                if cid in fresh or not self._takes_tick(cid):
+                    continue  # noticed only now; dyntick-idle (left to the FQS scan), paused, irqs off
                 if (curr is not None and curr.preempt_off
                         and cpu.curr_since <= self.noticed_at[cid]):
                     # rcu_flavor_sched_clock_irq(): preemption disabled is no
@@ -346,9 +345,7 @@ class Rcu:
             if tracer is not None:
                 tracer.rcu_grace_period(self.gp_seq, "start")
             self.qs_pending = set(range(ncpus))
-            self.noticed = [False] * ncpus
             assert me.cpu is not None
-            self.noticed[me.cpu.id] = True
             self.noticed_at[me.cpu.id] = self.sim.now
             self._note_own_cpu(me)
             self._need_tick()
