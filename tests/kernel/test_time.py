@@ -180,3 +180,46 @@ def test_hrtimer_interrupt_takes_its_time_from_the_running_task(make_kernel) -> 
     at(kernel, 10 * MSEC + 200 * USEC, timer.start, 100 * USEC)
     kernel.sim.run(until=20 * MSEC)
     assert done == [11 * MSEC + 7000]
+
+
+def test_a_late_timer_interrupt_holds_its_cpus_tick_and_timer_softirq(make_kernel) -> None:
+    """One clock-event device (the LAPIC timer) per CPU serves all its hrtimers, the
+    tick's tick_sched_timer() included, and hrtimer_interrupt() runs every timer
+    expired by the time it comes (kernel/time/hrtimer.c): while the interrupt for a
+    kick's expiry is late, a timer-wheel timer due at that CPU's tick runs in the
+    late interrupt's TIMER softirq, after the kick; the other CPU's tick keeps time."""
+    for seed in range(1, 100):  # the first seed whose interrupt comes after the next tick
+        kernel = make_kernel(ncpus=2, costs={"timer_irq_latency_ns": 2 * MSEC}, seed=seed)
+        cpu0, cpu1 = kernel.cpus
+        spawn(kernel, "hog0", hog, cpu=0)
+        spawn(kernel, "hog1", hog, cpu=1)
+        fired: list[tuple[str, int, str]] = []
+        kick = HrTimer(cpu0, lambda t: fired.append(("kick", kernel.sim.now, cpu0.context)))
+        wheel = [TimerList(c, lambda name, c=c: fired.append((name, kernel.sim.now, c.context)), f"wheel{c.id}")
+                 for c in (cpu0, cpu1)]
+
+        def arm() -> None:
+            kick.start(0)
+            for w in wheel:
+                w.add(kernel.clock.jiffies)  # level 0: the tick of the next jiffy, 11 ms
+
+        at(kernel, 10 * MSEC + 200 * USEC, arm)
+        kernel.sim.run(until=10 * MSEC + 300 * USEC)
+        delivery = cpu0.ce_delivery
+        if delivery > 11 * MSEC + 100 * USEC:
+            break
+    kernel.sim.run(until=30 * MSEC)
+    assert fired == [("wheel1", 11 * MSEC, "softirq"), ("kick", delivery, "hardirq"), ("wheel0", delivery, "softirq")]
+
+
+def test_a_timer_interrupt_on_time_holds_nothing(make_kernel) -> None:
+    """With a hardware timer (no latency) a kick holds no tick: the wheel timer fires at its tick."""
+    kernel = make_kernel(ncpus=1)
+    cpu = kernel.cpus[0]
+    spawn(kernel, "hog", hog, cpu=0)
+    fired: list[int] = []
+    kick = HrTimer(cpu, lambda t: None)
+    wheel = TimerList(cpu, lambda _: fired.append(kernel.sim.now))
+    at(kernel, 10 * MSEC + 999 * USEC, lambda: (kick.start(0), wheel.add(kernel.clock.jiffies)))
+    kernel.sim.run(until=20 * MSEC)
+    assert fired == [11 * MSEC] and cpu.ce_delivery == 0

@@ -150,6 +150,7 @@ class Rcu:
         self.noticed_at: list[int] = [0] * ncpus  # when each CPU noticed the current GP
         self.fqs_snap: list[int] = [0] * ncpus
         self._tick_ev: Event | None = None
+        self._late_ev: list[Event | None] = [None] * ncpus  # per CPU: its held tick (_late_tick())
         self.gp_started_at = 0
         self.gp_durations: list[int] = []
         self.cb_ns = kernel.profile.ns("rcu_cb_ns")
@@ -192,41 +193,78 @@ class Rcu:
     def _tick(self, _: object) -> None:
         self._tick_ev = None
         cpus = self.kernel.cpus
-        s = self.gp_seq
         idle = not self.gp_in_progress
-        seen, unaccel = self.gp_seq_seen, self.unaccel
+        held = self._hold_late_ticks() if self.kernel.timer_irq_latency.mean else ()
         fresh: set[int] = set()  # CPUs that notice the GP in progress at this tick
         for cid in range(len(cpus)):
-            if seen[cid] != s:
-                if self._takes_tick(cid):
-                    # note_gp_changes() -> __note_gp_changes(): advance and accelerate
-                    seen[cid] = s
-                    if not idle:
-                        fresh.add(cid)
-                        self.noticed_at[cid] = self.sim.now
-                    if unaccel[cid]:
-                        self._accelerate(cid)
-            elif idle and unaccel[cid] and self._takes_tick(cid):
-                self._accelerate(cid)  # rcu_core(): no grace period and unregistered callbacks
+            if self._notice_at_tick(cid, idle):
+                fresh.add(cid)
         if self.qs_pending:
             for cid in sorted(self.qs_pending):
-                cpu = cpus[cid]
-                curr = cpu.curr
-                if cid in fresh or not self._takes_tick(cid):
-                    continue  # noticed only now; dyntick-idle (left to the FQS scan), paused, irqs off
-                if (curr is not None and curr.preempt_off
-                        and cpu.curr_since <= self.noticed_at[cid]):
-                    # rcu_flavor_sched_clock_irq(): preemption disabled is no
-                    # quiescent state; a context switch since the CPU noticed
-                    # the GP was one (rcu_note_context_switch() -> rcu_qs()),
-                    # and this tick's softirq reports it.
-                    continue
-                if unaccel[cid]:
-                    self._accelerate(cid)  # rcu_report_qs_rdp()
-                self._report_qs(cid)
-        self._invoke_ready()
+                if cid not in fresh:
+                    self._qs_at_tick(cid)
+        for cid in range(len(cpus)):
+            if cid not in held:
+                self._invoke_ready(cid)
+        self._tick_again()
+
+    def _notice_at_tick(self, cid: int, idle: bool) -> bool:
+        """rcu_core() -> note_gp_changes() at CPU ``cid``'s tick: advance and accelerate.
+        True if the CPU noticed the GP in progress only now."""
+        s = self.gp_seq
+        if self.gp_seq_seen[cid] != s:
+            if self._takes_tick(cid):
+                self.gp_seq_seen[cid] = s
+                if self.unaccel[cid]:
+                    self._accelerate(cid)
+                if not idle:
+                    self.noticed_at[cid] = self.sim.now
+                    return True
+        elif idle and self.unaccel[cid] and self._takes_tick(cid):
+            self._accelerate(cid)  # rcu_core(): no grace period and unregistered callbacks
+        return False
+
+    def _qs_at_tick(self, cid: int) -> None:
+        """rcu_flavor_sched_clock_irq() -> rcu_qs(), then rcu_check_quiescent_state()."""
+        cpu = self.kernel.cpus[cid]
+        curr = cpu.curr
+        if not self._takes_tick(cid):
+            return  # dyntick-idle (left to the FQS scan), paused, irqs off
+        if curr is not None and curr.preempt_off and cpu.curr_since <= self.noticed_at[cid]:
+            # Preemption disabled is no quiescent state; a context switch since the
+            # CPU noticed the GP was one (rcu_note_context_switch() -> rcu_qs()),
+            # and this tick's softirq reports it.
+            return
+        if self.unaccel[cid]:
+            self._accelerate(cid)  # rcu_report_qs_rdp()
+        self._report_qs(cid)
+
+    def _tick_again(self) -> None:
         if self.nr_unaccel or self._busy_pending() or self._has_ready():
             self._need_tick()
+
+    def _hold_late_ticks(self) -> set[int]:
+        """The CPUs whose tick a late clock-event interrupt holds (Cpu.tick_held_until()):
+        their share of this tick runs in that interrupt (:meth:`_late_tick`)."""
+        held: set[int] = set()
+        for cpu in self.kernel.cpus:
+            until = cpu.tick_held_until()
+            if until:
+                held.add(cpu.id)
+                if self._late_ev[cpu.id] is None:
+                    self._late_ev[cpu.id] = self.sim.at(until, self._late_tick, cpu.id, PRIO_SOFTIRQ)
+        return held
+
+    def _late_tick(self, cid: int) -> None:
+        """CPU ``cid``'s share of the ticks its late clock-event interrupt held: one
+        tick_sched_timer() run (it forwards past the ticks it missed), so one
+        rcu_sched_clock_irq() and one RCU softirq."""
+        self._late_ev[cid] = None
+        fresh = self._notice_at_tick(cid, not self.gp_in_progress)
+        if cid in self.qs_pending and not fresh:
+            self._qs_at_tick(cid)
+        self._invoke_ready(cid)
+        self._tick_again()
 
     def _busy_pending(self) -> bool:
         cpus = self.kernel.cpus
@@ -240,6 +278,8 @@ class Rcu:
             return False  # dyntick-idle: no tick
         if cpu.paused_until > self.sim.now:
             return False  # a descheduled vCPU takes no tick
+        if cpu.tick_held_until():
+            return False  # a late clock-event interrupt holds it (_late_tick())
         return curr is None or not curr.irqs_off  # the tick waits for interrupts to come back on
 
     def _accelerate(self, cid: int) -> None:
@@ -261,19 +301,18 @@ class Rcu:
         s = self.gp_seq
         return any(lst and 0 <= lst[0].snap <= s for lst in self.cbs)
 
-    def _invoke_ready(self) -> None:
-        """rcu_do_batch() on each CPU whose oldest callbacks' GP has ended."""
+    def _invoke_ready(self, cid: int) -> None:
+        """rcu_do_batch() on CPU ``cid`` if its oldest callbacks' GP has ended."""
+        lst = self.cbs[cid]
         s = self.gp_seq
-        cpus = self.kernel.cpus
-        for cid, lst in enumerate(self.cbs):
-            if not lst or not (0 <= lst[0].snap <= s):
-                continue
-            n = 0
-            while n < len(lst) and 0 <= lst[n].snap <= s:
-                n += 1
-            ready = lst[:n]
-            del lst[:n]
-            cpus[cid].softirq(self._do_batch, ready, self.kernel.profile.ns("softirq_ns") + n * self.cb_ns)
+        if not lst or not (0 <= lst[0].snap <= s):
+            return
+        n = 0
+        while n < len(lst) and 0 <= lst[n].snap <= s:
+            n += 1
+        ready = lst[:n]
+        del lst[:n]
+        self.kernel.cpus[cid].softirq(self._do_batch, ready, self.kernel.profile.ns("softirq_ns") + n * self.cb_ns)
 
     @staticmethod
     def _do_batch(ready: list[RcuHead]) -> None:

@@ -131,14 +131,24 @@ class HrTimer:
             if self._ev is not None:  # remove_hrtimer() of a queued timer
                 cpu.tracer.hrtimer_cancel(cpu, self)
             cpu.tracer.hrtimer_start(cpu, self, cpu.sim.now + delay)
-        # the expiry the kernel programs; its interrupt may come later still
-        self._ev = cpu.sim.after(delay + kernel.timer_irq_latency.draw(cpu.id), self._expire, None, PRIO_HARDIRQ)
+        # the expiry the kernel programs; its interrupt may come later still, and
+        # holds the CPU's tick until then (Cpu.tick_held_until())
+        expiry = cpu.sim.now + delay
+        late = kernel.timer_irq_latency.draw(cpu.id)
+        if late:
+            cpu.ce_expiry, cpu.ce_delivery = expiry, expiry + late
+        self._ev = cpu.sim.at(expiry + late, self._expire, None, PRIO_HARDIRQ)
 
     def cancel(self, by: "Cpu | None" = None) -> bool:
         """hrtimer_cancel() called on ``by`` (default: the timer's CPU): True if the timer was queued."""
         was = self.active()
         Simulator.cancel(self._ev)
         self._ev = None
+        if was and (by is None or by is self.cpu):
+            # remove_hrtimer() reprograms the device for the next expiry only on the
+            # timer's own CPU: the tick is no longer held (ticks already held still run
+            # at the old delivery); from another CPU the device fires as programmed
+            self.cpu.ce_expiry = self.cpu.ce_delivery = 0
         if was and self.cpu.tracer is not None:
             self.cpu.tracer.hrtimer_cancel(by or self.cpu, self)
         return was
@@ -188,5 +198,10 @@ class TimerList:
         return was
 
     def _fire(self, _: object) -> None:
+        held = self.cpu.tick_held_until()
+        if held:
+            # the TIMER softirq is raised by the tick, which a late clock-event interrupt holds
+            self._ev = self.cpu.sim.at(held, self._fire, None, PRIO_SOFTIRQ)
+            return
         self._ev = None
         self.cpu.softirq(self.function, self.arg)
