@@ -9,7 +9,8 @@ defaults to 0, kernel/time/tick-sched.c), so a tick is a global instant.
   CPU that armed it (kernel/time/hrtimer.c).  A timer armed in the past (the
   0-ns kick of ``run_page_cache_worker()``) fires after the clock-event
   device's minimum delta, the profile's ``hrtimer_min_delta_ns``; on an
-  emulated timer its interrupt comes later still (:class:`~.host.TimerIrqLatency`).
+  emulated timer its interrupt comes later still (:class:`~.host.TimerIrqLatency`),
+  and the CPU's tick, due meanwhile, waits for it (``Cpu.tick_held_until()``).
 * :class:`TimerList` is a ``struct timer_list`` on the timer wheel; it fires in
   the TIMER softirq at the tick of the jiffy the wheel puts it in, which for
   long delays is later than asked: ``calc_wheel_index()`` rounds the expiry up
