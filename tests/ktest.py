@@ -51,6 +51,7 @@ TEST_LAYOUT: dict[str, float] = {
     "buddy_allocator": 1,
     "host_cpus": 0,
     "host_slice_ns": 0,
+    "vcpu_tick_phase_ns": 0,
 }
 TEST_MANAGED_PAGES = 124000
 

@@ -302,3 +302,30 @@ def test_a_late_timer_interrupt_holds_its_cpus_rcu_softirq(make_kernel) -> None:
     invoked, delivery = ready_then_kick(seed, True)
     assert on_time % MSEC == 0  # at a tick
     assert invoked == delivery > on_time
+
+
+def test_a_cpu_that_ticks_later_reports_its_quiescent_state_at_its_own_tick(make_kernel) -> None:
+    """With CPU 1 ticking 0.7 ms after CPU 0 (vcpu_tick_phase_ns), both busy, CPU 1
+    notices each GP and reports its quiescent state at its own ticks, after CPU 0 has:
+    the GP ends at CPU 1's tick, 0.7 ms past the jiffy grid (rcu_report_qs_rsp() wakes
+    the GP kthread then), as in the calibration kernel's ring (run 601)."""
+    kernel = make_kernel(ncpus=2, layout={"vcpu_tick_phase_ns": 700 * USEC})
+    rcu = kernel.rcu
+    spawn(kernel, "hog0", hog, cpu=0)
+    spawn(kernel, "hog1", hog, cpu=1)
+    ends: list[int] = []
+    gp_count = 0
+
+    def watch() -> None:
+        nonlocal gp_count
+        if rcu.gp_count != gp_count:
+            gp_count = rcu.gp_count
+            ends.append(kernel.sim.now)
+
+    rcu.call_rcu(kernel.cpus[0], lambda _: None)
+    t = 0
+    while len(ends) < 1:
+        t += 10 * USEC
+        kernel.sim.run(until=t)
+        watch()
+    assert ends[0] % MSEC in range(700 * USEC, 720 * USEC)

@@ -223,3 +223,17 @@ def test_a_timer_interrupt_on_time_holds_nothing(make_kernel) -> None:
     at(kernel, 10 * MSEC + 999 * USEC, lambda: (kick.start(0), wheel.add(kernel.clock.jiffies)))
     kernel.sim.run(until=20 * MSEC)
     assert fired == [11 * MSEC] and cpu.ce_delivery == 0
+
+
+def test_a_cpu_whose_tick_comes_later_runs_its_wheel_timers_then(make_kernel) -> None:
+    """vcpu_tick_phase_ns: CPU i ticks i x that after the jiffy grid (modulo the tick), and
+    the TIMER softirq of its tick runs the timers due: a timer due at jiffy 11 fires at
+    11 ms on CPU 0 and at 11.7 ms on CPU 1 (0.7 ms phase)."""
+    kernel = make_kernel(ncpus=2, layout={"vcpu_tick_phase_ns": 700 * USEC})
+    fired: list[tuple[str, int]] = []
+    timers = [TimerList(c, lambda name: fired.append((name, kernel.sim.now)), f"cpu{c.id}") for c in kernel.cpus]
+    at(kernel, 10 * MSEC + 100 * USEC, lambda: [t.add(kernel.clock.jiffies) for t in timers])
+    kernel.sim.run(until=20 * MSEC)
+    assert fired == [("cpu0", 11 * MSEC), ("cpu1", 11 * MSEC + 700 * USEC)]
+    assert [c.tick_offset for c in kernel.cpus] == [0, 700 * USEC]
+    assert kernel.cpus[1].next_tick(11 * MSEC + 700 * USEC) == 12 * MSEC + 700 * USEC

@@ -129,6 +129,8 @@ LAYOUT: dict[str, str] = {
     # the host around the guest
     "host_cpus": "host cores the vCPU threads share; 0: each vCPU has a core of its own (count, not KiB)",
     "host_slice_ns": "how long a vCPU thread runs before another takes its host core, in ns (kvfree_sim.kernel.host)",
+    "vcpu_tick_phase_ns": "how much later CPU i's tick comes than CPU i-1's, in ns (CPU i: i times this, modulo the "
+                          "tick); 0 where every CPU ticks at the same instant",
 }
 
 

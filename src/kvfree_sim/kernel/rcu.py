@@ -48,6 +48,9 @@ What is modelled, and where it comes from (v5.11; v6.1 is the same here):
   ``rcu_needs_cpu()``).
 * ``synchronize_rcu()`` is ``wait_rcu_gp(call_rcu)``: the caller sleeps until a
   callback wakes it.
+* Each CPU's share of the tick runs at that CPU's own tick: on the jiffy grid, or
+  later in the jiffy on a CPU whose tick comes later (``Cpu.tick_offset``), or
+  when a late clock-event interrupt that held it comes (``Cpu.tick_held_until()``).
 
 Simplifications: a single rcu_node (the GP kthread's per-CPU work is a cost per
 CPU rather than a walk of the tree); read-side critical sections are not
@@ -150,7 +153,10 @@ class Rcu:
         self.noticed_at: list[int] = [0] * ncpus  # when each CPU noticed the current GP
         self.fqs_snap: list[int] = [0] * ncpus
         self._tick_ev: Event | None = None
-        self._late_ev: list[Event | None] = [None] * ncpus  # per CPU: its held tick (_late_tick())
+        self._own_ev: list[Event | None] = [None] * ncpus  # per CPU: its own tick to come (_cpu_tick())
+        #: some CPU ticks off the jiffy grid; some CPU's tick may wait for a late interrupt
+        self._phased = any(cpu.tick_offset for cpu in kernel.cpus)
+        self._deferrable = self._phased or bool(kernel.timer_irq_latency.mean)
         self.gp_started_at = 0
         self.gp_durations: list[int] = []
         self.cb_ns = kernel.profile.ns("rcu_cb_ns")
@@ -189,22 +195,30 @@ class Rcu:
         if self._tick_ev is None:
             t = self.kernel.clock.next_tick(self.sim.now)
             self._tick_ev = self.sim.at(t, self._tick, None, PRIO_SOFTIRQ)
+            if self._phased:
+                # a CPU whose own tick comes before that grid tick takes it (Cpu.tick_offset)
+                for cpu in self.kernel.cpus:
+                    own = cpu.next_tick(self.sim.now)
+                    if own < t and self._own_ev[cpu.id] is None:
+                        self._own_ev[cpu.id] = self.sim.at(own, self._cpu_tick, cpu.id, PRIO_SOFTIRQ)
 
     def _tick(self, _: object) -> None:
+        """The tick of every CPU that ticks on the jiffy grid now; the others' come later
+        (:meth:`_defer_own_ticks`)."""
         self._tick_ev = None
         cpus = self.kernel.cpus
         idle = not self.gp_in_progress
-        held = self._hold_late_ticks() if self.kernel.timer_irq_latency.mean else ()
+        later = self._defer_own_ticks() if self._deferrable else ()
         fresh: set[int] = set()  # CPUs that notice the GP in progress at this tick
         for cid in range(len(cpus)):
-            if self._notice_at_tick(cid, idle):
+            if cid not in later and self._notice_at_tick(cid, idle):
                 fresh.add(cid)
         if self.qs_pending:
             for cid in sorted(self.qs_pending):
-                if cid not in fresh:
+                if cid not in fresh and cid not in later:
                     self._qs_at_tick(cid)
         for cid in range(len(cpus)):
-            if cid not in held:
+            if cid not in later:
                 self._invoke_ready(cid)
         self._tick_again()
 
@@ -243,23 +257,29 @@ class Rcu:
         if self.nr_unaccel or self._busy_pending() or self._has_ready():
             self._need_tick()
 
-    def _hold_late_ticks(self) -> set[int]:
-        """The CPUs whose tick a late clock-event interrupt holds (Cpu.tick_held_until()):
-        their share of this tick runs in that interrupt (:meth:`_late_tick`)."""
-        held: set[int] = set()
+    def _defer_own_ticks(self) -> set[int]:
+        """The CPUs that do not tick now: those whose tick comes later in the jiffy
+        (Cpu.tick_offset) or waits for a late clock-event interrupt
+        (Cpu.tick_held_until()).  Each one's share of the tick runs then (:meth:`_cpu_tick`)."""
+        later: set[int] = set()
+        now = self.sim.now
         for cpu in self.kernel.cpus:
-            until = cpu.tick_held_until()
-            if until:
-                held.add(cpu.id)
-                if self._late_ev[cpu.id] is None:
-                    self._late_ev[cpu.id] = self.sim.at(until, self._late_tick, cpu.id, PRIO_SOFTIRQ)
-        return held
+            at = cpu.tick_held_until() or (now + cpu.tick_offset if cpu.tick_offset else 0)
+            if at:
+                later.add(cpu.id)
+                if self._own_ev[cpu.id] is None:
+                    self._own_ev[cpu.id] = self.sim.at(at, self._cpu_tick, cpu.id, PRIO_SOFTIRQ)
+        return later
 
-    def _late_tick(self, cid: int) -> None:
-        """CPU ``cid``'s share of the ticks its late clock-event interrupt held: one
-        tick_sched_timer() run (it forwards past the ticks it missed), so one
-        rcu_sched_clock_irq() and one RCU softirq."""
-        self._late_ev[cid] = None
+    def _cpu_tick(self, cid: int) -> None:
+        """CPU ``cid``'s own tick: rcu_sched_clock_irq() and its RCU softirq.  A late
+        clock-event interrupt that held several ticks runs tick_sched_timer() once
+        (it forwards past the ticks it missed), so this runs once for them."""
+        self._own_ev[cid] = None
+        until = self.kernel.cpus[cid].tick_held_until()
+        if until:
+            self._own_ev[cid] = self.sim.at(until, self._cpu_tick, cid, PRIO_SOFTIRQ)
+            return
         fresh = self._notice_at_tick(cid, not self.gp_in_progress)
         if cid in self.qs_pending and not fresh:
             self._qs_at_tick(cid)
@@ -278,8 +298,6 @@ class Rcu:
             return False  # dyntick-idle: no tick
         if cpu.paused_until > self.sim.now:
             return False  # a descheduled vCPU takes no tick
-        if cpu.tick_held_until():
-            return False  # a late clock-event interrupt holds it (_late_tick())
         return curr is None or not curr.irqs_off  # the tick waits for interrupts to come back on
 
     def _accelerate(self, cid: int) -> None:

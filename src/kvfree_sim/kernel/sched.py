@@ -252,7 +252,7 @@ class Cpu:
         "burst_ev", "run_start", "in_resume", "need_resched", "tick_ev",
         "dynticks", "idle_since", "idle_time", "tracer", "deferred",
         "resume_ev", "ctx_switch_ns", "irq_ns", "softirq_ns", "context", "curr_since",
-        "paused_until", "steal_ns", "burst_end_cb", "ce_expiry", "ce_delivery",
+        "paused_until", "steal_ns", "burst_end_cb", "ce_expiry", "ce_delivery", "tick_offset",
     )
 
     def __init__(self, kernel: "Kernel", cpu_id: int) -> None:
@@ -285,6 +285,9 @@ class Cpu:
         # a late clock-event interrupt: programmed for ce_expiry, delivered at ce_delivery
         self.ce_expiry = 0
         self.ce_delivery = 0
+        # this CPU's ticks come this long after the jiffy grid (profile layout vcpu_tick_phase_ns)
+        tick_ns = kernel.clock.tick_ns
+        self.tick_offset = cpu_id * int(kernel.profile.layout["vcpu_tick_phase_ns"]) % tick_ns
         # one bound method for every burst-end event, not a new one each time
         self.burst_end_cb: Callable[[object], None] = self._burst_end
 
@@ -297,6 +300,11 @@ class Cpu:
     @property
     def is_idle(self) -> bool:
         return self.curr is None and not self.rq
+
+    def next_tick(self, t: int) -> int:
+        """This CPU's first tick strictly after ``t``."""
+        off = self.tick_offset
+        return self.kernel.clock.next_tick(t - off) + off
 
     def tick_held_until(self) -> int:
         """When the tick due now really runs, if a late clock-event interrupt holds it; else 0.
@@ -721,7 +729,7 @@ class Cpu:
         """Schedule the next tick only if it can matter: someone waits, and curr's
         burst will still run then (scheduler_tick() -> check_preempt_tick())."""
         if self.tick_ev is None and self.rq and self.burst_ev is not None:
-            t = self.kernel.clock.next_tick(self.sim.now)
+            t = self.next_tick(self.sim.now)
             if self.burst_ev[0] >= t:
                 self.tick_ev = self.sim.at(t, self._tick, None, PRIO_SOFTIRQ)
 
@@ -732,8 +740,7 @@ class Cpu:
         if curr is None or not self.rq:
             return
         if self.paused_until > self.sim.now:
-            clock = self.kernel.clock
-            self.tick_ev = self.sim.at(clock.next_tick(self.paused_until), self._tick, None, PRIO_SOFTIRQ)
+            self.tick_ev = self.sim.at(self.next_tick(self.paused_until), self._tick, None, PRIO_SOFTIRQ)
             return
         held = self.tick_held_until()
         if held:

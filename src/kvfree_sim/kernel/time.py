@@ -189,7 +189,8 @@ class TimerList:
         now_j = clock.jiffies
         fire = wheel_expiry(expires, now_j, clock.hz)
         self.expires = expires
-        self._ev = clock.sim.at(clock.jiffy_time(fire), self._fire, None, PRIO_SOFTIRQ)
+        # the TIMER softirq of this CPU's tick for that jiffy (Cpu.tick_offset)
+        self._ev = clock.sim.at(clock.jiffy_time(fire) + self.cpu.tick_offset, self._fire, None, PRIO_SOFTIRQ)
 
     def delete(self) -> bool:
         """del_timer(): True if it was pending."""
