@@ -2,8 +2,10 @@
 
 Time is integer nanoseconds from the start of the run.  ``jiffies`` advance at
 each tick, every ``TICK_NSEC = (NSEC_PER_SEC + HZ/2) / HZ`` ns
-(include/linux/jiffies.h); ticks are aligned on every CPU (``sched_skew_tick``
-defaults to 0, kernel/time/tick-sched.c), so a tick is a global instant.
+(include/linux/jiffies.h).  Every CPU's tick is on that jiffy grid
+(``sched_skew_tick`` defaults to 0, kernel/time/tick-sched.c), except where the
+profile says a CPU's tick comes later in the jiffy (layout ``vcpu_tick_phase_ns``,
+``Cpu.tick_offset``: the vCPUs of an emulator need not tick in phase).
 
 * :class:`HrTimer` fires at an exact time, in hard-interrupt context on the
   CPU that armed it (kernel/time/hrtimer.c).  A timer armed in the past (the
