@@ -161,10 +161,11 @@ def test_late_timer_irqs_make_refill_kicks_land_late() -> None:
 
 def test_no_kfree_rcu_work_refills_the_cache_between_a_late_kick_and_its_refill() -> None:
     """In the calibration kernel's event rings fill_page_cache_func() found the cache
-    empty in all but 23 of 21,187 runs (data/qemu-tcg-here-2026-11-26): the kick's late
-    timer interrupt holds the CPU's tick, so no RCU softirq invokes the callback that
-    queues kfree_rcu_work() (which recycles bulk pages into the cache) before the
-    refill runs.  Counted at the refill's start, as the ring's KV_FILL event does."""
+    empty in all but 23 of 21,187 runs (data/qemu-tcg-here-2026-11-26): a late kick
+    comes at the CPU's next tick at the latest, in hard interrupt context before that
+    tick's RCU softirq, so the refill's highpri kworker runs before any kfree_rcu_work()
+    (which recycles bulk pages into the cache) that softirq queues.  Counted at the
+    refill's start, as the ring's KV_FILL event does."""
     class FillStart(Tracer):
         def __init__(self) -> None:
             self.cached: list[int] = []

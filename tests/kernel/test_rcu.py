@@ -9,7 +9,6 @@ from kvfree_sim.kernel.rcu import (
     rcu_seq_diff, rcu_seq_done, rcu_seq_endval, rcu_seq_snap, rcu_seq_start, rcu_seq_state,
 )
 from kvfree_sim.kernel.sched import SLEEP, wake_task
-from kvfree_sim.kernel.time import HrTimer
 
 from ktest import MSEC, USEC, at, hog, spawn
 
@@ -269,39 +268,6 @@ def test_a_context_switch_is_a_quiescent_state_a_later_preempt_off_tick_reports(
     # without the recorded switch the printer's CPU (never preemptible at a tick) would
     # hold the GP for the whole 100 ms
     assert end - start <= 8 * MSEC
-
-
-def test_a_late_timer_interrupt_holds_its_cpus_rcu_softirq(make_kernel) -> None:
-    """rcu_do_batch() runs from the RCU softirq that the tick raises (rcu_sched_clock_irq()
-    -> invoke_rcu_core()).  While a kick's timer interrupt is late on a CPU, that CPU's
-    tick waits for it (Cpu.tick_held_until()), and so do the callbacks a finished GP
-    made ready there: they run at the late interrupt, not at the next tick."""
-    def ready_then_kick(seed: int, kick: bool) -> tuple[int, int]:
-        kernel = make_kernel(ncpus=2, costs={"timer_irq_latency_ns": 2 * MSEC}, seed=seed)
-        rcu = kernel.rcu
-        cpu0 = kernel.cpus[0]
-        spawn(kernel, "hog0", hog, cpu=0)
-        spawn(kernel, "hog1", hog, cpu=1)
-        ran: list[int] = []
-        at(kernel, 500 * USEC, lambda: rcu.call_rcu(cpu0, lambda _: ran.append(kernel.sim.now)))
-        t = 500 * USEC
-        while rcu.gp_count == 0:  # the GP ends in the GP kthread; the callback waits for a tick
-            t += 10 * USEC
-            kernel.sim.run(until=t)
-        assert not ran
-        timer = HrTimer(cpu0, lambda _: None)
-        if kick:
-            timer.start(0)
-        delivery = cpu0.ce_delivery
-        kernel.sim.run(until=t + 20 * MSEC)
-        return ran[0], delivery
-
-    seed = next(s for s in range(1, 100)
-                if ready_then_kick(s, True)[1] > ready_then_kick(s, False)[0] + 100 * USEC)
-    on_time, _ = ready_then_kick(seed, False)
-    invoked, delivery = ready_then_kick(seed, True)
-    assert on_time % MSEC == 0  # at a tick
-    assert invoked == delivery > on_time
 
 
 def test_a_cpu_that_ticks_later_reports_its_quiescent_state_at_its_own_tick(make_kernel) -> None:

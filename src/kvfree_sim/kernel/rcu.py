@@ -49,8 +49,7 @@ What is modelled, and where it comes from (v5.11; v6.1 is the same here):
 * ``synchronize_rcu()`` is ``wait_rcu_gp(call_rcu)``: the caller sleeps until a
   callback wakes it.
 * Each CPU's share of the tick runs at that CPU's own tick: on the jiffy grid, or
-  later in the jiffy on a CPU whose tick comes later (``Cpu.tick_offset``), or
-  when a late clock-event interrupt that held it comes (``Cpu.tick_held_until()``).
+  later in the jiffy on a CPU whose tick comes later (``Cpu.tick_offset``).
 
 Simplifications: a single rcu_node (the GP kthread's per-CPU work is a cost per
 CPU rather than a walk of the tree); read-side critical sections are not
@@ -154,9 +153,8 @@ class Rcu:
         self.fqs_snap: list[int] = [0] * ncpus
         self._tick_ev: Event | None = None
         self._own_ev: list[Event | None] = [None] * ncpus  # per CPU: its own tick to come (_cpu_tick())
-        #: some CPU ticks off the jiffy grid; some CPU's tick may wait for a late interrupt
+        #: some CPU ticks off the jiffy grid
         self._phased = any(cpu.tick_offset for cpu in kernel.cpus)
-        self._deferrable = self._phased or bool(kernel.timer_irq_latency.mean)
         self.gp_started_at = 0
         self.gp_durations: list[int] = []
         self.cb_ns = kernel.profile.ns("rcu_cb_ns")
@@ -208,7 +206,7 @@ class Rcu:
         self._tick_ev = None
         cpus = self.kernel.cpus
         idle = not self.gp_in_progress
-        later = self._defer_own_ticks() if self._deferrable else ()
+        later = self._defer_own_ticks() if self._phased else ()
         fresh: set[int] = set()  # CPUs that notice the GP in progress at this tick
         for cid in range(len(cpus)):
             if cid not in later and self._notice_at_tick(cid, idle):
@@ -258,28 +256,20 @@ class Rcu:
             self._need_tick()
 
     def _defer_own_ticks(self) -> set[int]:
-        """The CPUs that do not tick now: those whose tick comes later in the jiffy
-        (Cpu.tick_offset) or waits for a late clock-event interrupt
-        (Cpu.tick_held_until()).  Each one's share of the tick runs then (:meth:`_cpu_tick`)."""
+        """The CPUs whose tick comes later in the jiffy (Cpu.tick_offset): each one's
+        share of the tick runs then (:meth:`_cpu_tick`)."""
         later: set[int] = set()
         now = self.sim.now
         for cpu in self.kernel.cpus:
-            at = cpu.tick_held_until() or (now + cpu.tick_offset if cpu.tick_offset else 0)
-            if at:
+            if cpu.tick_offset:
                 later.add(cpu.id)
                 if self._own_ev[cpu.id] is None:
-                    self._own_ev[cpu.id] = self.sim.at(at, self._cpu_tick, cpu.id, PRIO_SOFTIRQ)
+                    self._own_ev[cpu.id] = self.sim.at(now + cpu.tick_offset, self._cpu_tick, cpu.id, PRIO_SOFTIRQ)
         return later
 
     def _cpu_tick(self, cid: int) -> None:
-        """CPU ``cid``'s own tick: rcu_sched_clock_irq() and its RCU softirq.  A late
-        clock-event interrupt that held several ticks runs tick_sched_timer() once
-        (it forwards past the ticks it missed), so this runs once for them."""
+        """CPU ``cid``'s own tick: rcu_sched_clock_irq() and its RCU softirq."""
         self._own_ev[cid] = None
-        until = self.kernel.cpus[cid].tick_held_until()
-        if until:
-            self._own_ev[cid] = self.sim.at(until, self._cpu_tick, cid, PRIO_SOFTIRQ)
-            return
         fresh = self._notice_at_tick(cid, not self.gp_in_progress)
         if cid in self.qs_pending and not fresh:
             self._qs_at_tick(cid)

@@ -252,7 +252,7 @@ class Cpu:
         "burst_ev", "run_start", "in_resume", "need_resched", "tick_ev",
         "dynticks", "idle_since", "idle_time", "tracer", "deferred",
         "resume_ev", "ctx_switch_ns", "irq_ns", "softirq_ns", "context", "curr_since",
-        "paused_until", "steal_ns", "burst_end_cb", "ce_expiry", "ce_delivery", "tick_offset",
+        "paused_until", "steal_ns", "burst_end_cb", "tick_offset",
     )
 
     def __init__(self, kernel: "Kernel", cpu_id: int) -> None:
@@ -282,9 +282,6 @@ class Cpu:
         self.curr_since = 0  # when curr got the CPU
         self.paused_until = 0  # the host has descheduled this vCPU until then
         self.steal_ns = 0
-        # a late clock-event interrupt: programmed for ce_expiry, delivered at ce_delivery
-        self.ce_expiry = 0
-        self.ce_delivery = 0
         # this CPU's ticks come this long after the jiffy grid (profile layout vcpu_tick_phase_ns)
         tick_ns = kernel.clock.tick_ns
         self.tick_offset = cpu_id * int(kernel.profile.layout["vcpu_tick_phase_ns"]) % tick_ns
@@ -305,20 +302,6 @@ class Cpu:
         """This CPU's first tick strictly after ``t``."""
         off = self.tick_offset
         return self.kernel.clock.next_tick(t - off) + off
-
-    def tick_held_until(self) -> int:
-        """When the tick due now really runs, if a late clock-event interrupt holds it; else 0.
-
-        One clock-event device per CPU (the LAPIC timer) serves every hrtimer of
-        the CPU, the tick's ``tick_sched_timer()`` included: it is programmed for
-        the earliest expiry (``hrtimer_reprogram()``), and ``hrtimer_interrupt()``
-        runs every timer expired by then.  So while the interrupt for an expiry
-        already passed has not come (see :class:`~.host.TimerIrqLatency`), a
-        tick due meanwhile runs in that same late interrupt, and so do the
-        softirqs it raises (TIMER, RCU).  kernel/time/hrtimer.c, v5.11-v6.1.
-        """
-        now = self.sim.now
-        return self.ce_delivery if self.ce_expiry <= now < self.ce_delivery else 0
 
     # -- CFS arithmetic -----------------------------------------------------
 
@@ -741,10 +724,6 @@ class Cpu:
             return
         if self.paused_until > self.sim.now:
             self.tick_ev = self.sim.at(self.next_tick(self.paused_until), self._tick, None, PRIO_SOFTIRQ)
-            return
-        held = self.tick_held_until()
-        if held:
-            self.tick_ev = self.sim.at(held, self._tick, None, PRIO_SOFTIRQ)
             return
         self._account()
         if self.in_resume or curr.preempt_off:

@@ -12,7 +12,8 @@ profile says a CPU's tick comes later in the jiffy (layout ``vcpu_tick_phase_ns`
   0-ns kick of ``run_page_cache_worker()``) fires after the clock-event
   device's minimum delta, the profile's ``hrtimer_min_delta_ns``; on an
   emulated timer its interrupt comes later still (:class:`~.host.TimerIrqLatency`),
-  and the CPU's tick, due meanwhile, waits for it (``Cpu.tick_held_until()``).
+  but no later than the CPU's next tick, whose ``hrtimer_interrupt()`` runs every
+  hrtimer expired by then.
 * :class:`TimerList` is a ``struct timer_list`` on the timer wheel; it fires in
   the TIMER softirq at the tick of the jiffy the wheel puts it in, which for
   long delays is later than asked: ``calc_wheel_index()`` rounds the expiry up
@@ -134,12 +135,13 @@ class HrTimer:
             if self._ev is not None:  # remove_hrtimer() of a queued timer
                 cpu.tracer.hrtimer_cancel(cpu, self)
             cpu.tracer.hrtimer_start(cpu, self, cpu.sim.now + delay)
-        # the expiry the kernel programs; its interrupt may come later still, and
-        # holds the CPU's tick until then (Cpu.tick_held_until())
+        # the expiry the kernel programs; its interrupt may come later still, but the
+        # CPU's next tick runs it (hrtimer_interrupt() runs every expired hrtimer): the
+        # calibration kernel's ticks keep their time (data NOTES item 14)
         expiry = cpu.sim.now + delay
         late = kernel.timer_irq_latency.draw(cpu.id)
         if late:
-            cpu.ce_expiry, cpu.ce_delivery = expiry, expiry + late
+            late = min(late, cpu.next_tick(expiry) - expiry)
         self._ev = cpu.sim.at(expiry + late, self._expire, None, PRIO_HARDIRQ)
 
     def cancel(self, by: "Cpu | None" = None) -> bool:
@@ -147,11 +149,6 @@ class HrTimer:
         was = self.active()
         Simulator.cancel(self._ev)
         self._ev = None
-        if was and (by is None or by is self.cpu):
-            # remove_hrtimer() reprograms the device for the next expiry only on the
-            # timer's own CPU: the tick is no longer held (ticks already held still run
-            # at the old delivery); from another CPU the device fires as programmed
-            self.cpu.ce_expiry = self.cpu.ce_delivery = 0
         if was and self.cpu.tracer is not None:
             self.cpu.tracer.hrtimer_cancel(by or self.cpu, self)
         return was
@@ -202,10 +199,5 @@ class TimerList:
         return was
 
     def _fire(self, _: object) -> None:
-        held = self.cpu.tick_held_until()
-        if held:
-            # the TIMER softirq is raised by the tick, which a late clock-event interrupt holds
-            self._ev = self.cpu.sim.at(held, self._fire, None, PRIO_SOFTIRQ)
-            return
         self._ev = None
         self.cpu.softirq(self.function, self.arg)
