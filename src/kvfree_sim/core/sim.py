@@ -74,19 +74,22 @@ class Simulator:
         """End :meth:`run` after the current event."""
         self._stop = True
 
-    def peek(self) -> int | None:
-        """Time of the next live event, or None."""
+    def _first(self) -> Event | None:
+        """The next live event (dropping cancelled ones on the way), or None."""
         heap = self._heap
         while heap and heap[0][3] is None:
             heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        return heap[0] if heap else None
+
+    def peek(self) -> int | None:
+        """Time of the next live event, or None."""
+        ev = self._first()
+        return None if ev is None else ev[0]
 
     def irq_due_now(self) -> bool:
         """Whether a live event of interrupt priority (below PRIO_NORMAL) is due at this instant."""
-        heap = self._heap
-        while heap and heap[0][3] is None:
-            heapq.heappop(heap)
-        return bool(heap) and heap[0][0] == self.now and heap[0][1] < PRIO_NORMAL
+        ev = self._first()
+        return ev is not None and ev[0] == self.now and ev[1] < PRIO_NORMAL
 
     def run(self, until: int) -> None:
         """Execute events in order until the next one lies beyond ``until``,

@@ -115,8 +115,8 @@ class TimerIrqLatency:
     LAPIC timer with a host timer of its main-loop thread, which raises the
     interrupt on the vCPU (``apic_timer()`` -> ``cpu_interrupt()``) when it gets
     to it, and the vCPU runs guest code meanwhile, though never past its next
-    tick, whose ``hrtimer_interrupt()`` runs the overdue timer (``HrTimer.start()``).  That thread is busy with
-    work of its own (a third of a host core in the boots of
+    tick, whose ``hrtimer_interrupt()`` runs the overdue timer (``HrTimer.start()``).
+    That thread is busy with work of its own (a third of a host core in the boots of
     data/qemu-tcg-here-2026-11-26, where it waited for a core 0.01 ms at the
     median).  With a hardware or KVM-delivered timer the delay is nil
     (``timer_irq_latency_ns`` 0).  The delay is drawn per expiry, exponential

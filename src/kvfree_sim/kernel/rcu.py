@@ -153,8 +153,9 @@ class Rcu:
         self.fqs_snap: list[int] = [0] * ncpus
         self._tick_ev: Event | None = None
         self._own_ev: list[Event | None] = [None] * ncpus  # per CPU: its own tick to come (_cpu_tick())
-        #: some CPU ticks off the jiffy grid
-        self._phased = any(cpu.tick_offset for cpu in kernel.cpus)
+        #: the CPUs that tick off the jiffy grid (Cpu.tick_offset), and their ids
+        self._phased: tuple[Cpu, ...] = tuple(cpu for cpu in kernel.cpus if cpu.tick_offset)
+        self._phased_ids: frozenset[int] = frozenset(cpu.id for cpu in self._phased)
         self.gp_started_at = 0
         self.gp_durations: list[int] = []
         self.cb_ns = kernel.profile.ns("rcu_cb_ns")
@@ -193,20 +194,21 @@ class Rcu:
         if self._tick_ev is None:
             t = self.kernel.clock.next_tick(self.sim.now)
             self._tick_ev = self.sim.at(t, self._tick, None, PRIO_SOFTIRQ)
-            if self._phased:
-                # a CPU whose own tick comes before that grid tick takes it (Cpu.tick_offset)
-                for cpu in self.kernel.cpus:
-                    own = cpu.next_tick(self.sim.now)
-                    if own < t and self._own_ev[cpu.id] is None:
-                        self._own_ev[cpu.id] = self.sim.at(own, self._cpu_tick, cpu.id, PRIO_SOFTIRQ)
+            for cpu in self._phased:
+                # a CPU whose own tick comes before that grid tick takes it
+                own = cpu.next_tick(self.sim.now)
+                if own < t:
+                    self._own_tick_at(cpu, own)
 
     def _tick(self, _: object) -> None:
-        """The tick of every CPU that ticks on the jiffy grid now; the others' come later
-        (:meth:`_defer_own_ticks`)."""
+        """The tick of every CPU that ticks on the jiffy grid; the others' come later in
+        the jiffy (:meth:`_cpu_tick`)."""
         self._tick_ev = None
         cpus = self.kernel.cpus
         idle = not self.gp_in_progress
-        later = self._defer_own_ticks() if self._phased else ()
+        later = self._phased_ids
+        for cpu in self._phased:
+            self._own_tick_at(cpu, self.sim.now + cpu.tick_offset)
         fresh: set[int] = set()  # CPUs that notice the GP in progress at this tick
         for cid in range(len(cpus)):
             if cid not in later and self._notice_at_tick(cid, idle):
@@ -255,17 +257,10 @@ class Rcu:
         if self.nr_unaccel or self._busy_pending() or self._has_ready():
             self._need_tick()
 
-    def _defer_own_ticks(self) -> set[int]:
-        """The CPUs whose tick comes later in the jiffy (Cpu.tick_offset): each one's
-        share of the tick runs then (:meth:`_cpu_tick`)."""
-        later: set[int] = set()
-        now = self.sim.now
-        for cpu in self.kernel.cpus:
-            if cpu.tick_offset:
-                later.add(cpu.id)
-                if self._own_ev[cpu.id] is None:
-                    self._own_ev[cpu.id] = self.sim.at(now + cpu.tick_offset, self._cpu_tick, cpu.id, PRIO_SOFTIRQ)
-        return later
+    def _own_tick_at(self, cpu: Cpu, t: int) -> None:
+        """Schedule the RCU share of ``cpu``'s own tick at ``t``, unless one is pending."""
+        if self._own_ev[cpu.id] is None:
+            self._own_ev[cpu.id] = self.sim.at(t, self._cpu_tick, cpu.id, PRIO_SOFTIRQ)
 
     def _cpu_tick(self, cid: int) -> None:
         """CPU ``cid``'s own tick: rcu_sched_clock_irq() and its RCU softirq."""
