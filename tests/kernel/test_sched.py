@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from kvfree_sim.core.sim import PRIO_SOFTIRQ
-from kvfree_sim.kernel.sched import SLEEP, CfsParams, nice_to_weight, set_cpus_allowed_ptr, sysctl_factor, wake_task
+from kvfree_sim.kernel.sched import SLEEP, CfsParams, Segments, nice_to_weight, set_cpus_allowed_ptr, sysctl_factor, wake_task
 from kvfree_sim.kernel.time import HrTimer
 from kvfree_sim.kernel.workqueue import WorkStruct
 
@@ -163,6 +163,28 @@ def test_a_woken_task_resumes_with_the_wakers_value(make_kernel) -> None:
     kernel.sim.run(until=10 * MSEC)
     assert got == ["hello"]
     assert t.exited and not wake_task(t)  # an exited task cannot be woken
+
+
+def test_a_divisible_burst_that_costs_nothing_is_done_at_once(make_kernel) -> None:
+    """A run of operations that cost 0 ns each (a profile with zero costs) is
+    applied when yielded: no CPU time would ever come to commit it, and a task
+    that loops until its work is done would spin at one instant for ever."""
+    kernel = make_kernel(ncpus=1)
+    done: list[int] = []
+    left = [3]
+
+    def commit(k: int) -> None:
+        left[0] -= k
+        done.append(kernel.sim.now)
+
+    def body(me):
+        while left[0]:
+            yield Segments([(left[0], 0, commit)])
+        yield 1 * MSEC
+
+    t = spawn(kernel, "t", body, cpu=0)
+    kernel.sim.run(until=10 * MSEC)
+    assert done == [0] and t.exited and t.sum_exec == 1 * MSEC
 
 
 def test_hardirq_time_delays_the_current_tasks_burst(make_kernel) -> None:

@@ -437,11 +437,19 @@ class Cpu:
                 curr.burst = d + curr.debt
                 curr.debt = 0
             else:
+                curr.send = None
+                if d.remaining <= 0 and not curr.debt:
+                    # A chunk that costs nothing (a profile with zero costs) is done at
+                    # once: no CPU time will come to commit it.
+                    d.advance(0)
+                    if self.need_resched:
+                        self._preempt()
+                        return
+                    continue
                 curr.chunk = d
                 if curr.debt:
                     d.add_prefix(curr.debt)
                     curr.debt = 0
-                curr.send = None
             break
         if self.need_resched and not curr.preempt_off:
             self._preempt()
