@@ -61,6 +61,9 @@ def test_a_profile_survives_a_json_round_trip() -> None:
     (lambda d: d.pop("layout"), "missing section 'layout'"),
     (lambda d: d["costs"].__setitem__("vcpu_steal_shape", {"value": 1.0, "source": "x"}),
      "costs.vcpu_steal_shape must be 0"),
+    (lambda d: [d["costs"][k].__setitem__("value", 0) for k in
+                ("kmalloc_ns", "rcuscale_loop_ns", "kvfree_call_rcu_ns", "kvfree_call_rcu_list_ns")],
+     "must be at least 1 ps: rcuscale's calls cannot take no time"),
 ])
 def test_bad_profiles_are_refused(mutate, message: str) -> None:
     doc = _doc(make_profile())

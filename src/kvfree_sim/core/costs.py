@@ -218,6 +218,11 @@ def parse_profile(doc: dict, where: str) -> MachineProfile:
     if 0 < costs["vcpu_steal_shape"] <= 1:
         raise ProfileError(f"{where}: costs.vcpu_steal_shape must be 0 (exponential) or > 1 (Pareto with a mean)")
     layout, lsrc = _entries(doc, "layout", LAYOUT, where)
+    call_ns = costs["kmalloc_ns"] + costs["rcuscale_loop_ns"] + min(costs["kvfree_call_rcu_ns"],
+                                                                    costs["kvfree_call_rcu_list_ns"])
+    if call_ns < 0.001:
+        raise ProfileError(f"{where}: costs.kmalloc_ns + rcuscale_loop_ns + kvfree_call_rcu_ns (or _list_ns) "
+                           "must be at least 1 ps: rcuscale's calls cannot take no time")
     return MachineProfile(
         name=str(doc.get("name", where)),
         description=str(doc.get("description", "")),
