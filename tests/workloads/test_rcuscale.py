@@ -10,7 +10,7 @@ from kvfree_sim.workloads.rcuscale import compute_real, doubles_before_single
 
 from kvfree_sim.trace.hooks import Tracer
 
-from ktest import make_profile, needs_pure_python
+from ktest import MSEC, make_profile, needs_pure_python
 
 SMALL = "rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=2 rcuscale.kfree_loops=4 rcuscale.kfree_alloc_num=1000"
 
@@ -87,6 +87,25 @@ def test_batches_count_grace_periods_between_start_and_end():
                                                       "rcuscale.kfree_loops=20"))
     assert r.outcome == "completed"
     assert r.gps > 0 and r.batches in (r.gps, r.gps + 1)
+
+
+def _gp_durations(kmalloc_ns: float, kvfree_call_rcu_ns: float) -> list[int]:
+    cfg = make_config("v5.11", cpus=2, bootargs="rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=2 "
+                                                 "rcuscale.kfree_loops=200 rcuscale.kfree_alloc_num=1000")
+    m = Machine(cfg, make_profile({"kmalloc_ns": kmalloc_ns, "kvfree_call_rcu_ns": kvfree_call_rcu_ns}))
+    assert m.run().outcome == "completed"
+    return m.rcu.gp_durations
+
+
+def test_a_tick_inside_kvfree_call_rcus_locked_section_reports_no_quiescent_state():
+    """kvfree_call_rcu() holds the krcp lock with interrupts off (krc_this_cpu_lock()), so a
+    tick that comes then is taken at krc_this_cpu_unlock()'s local_irq_restore(), with
+    preemption still disabled, and rcu_flavor_sched_clock_irq() reports no quiescent state.
+    In this v5.11 run (one kfree thread per CPU, no context switch between most ticks) every
+    grace period takes two ticks when the calls' time is nearly all kmalloc(), and a tick more
+    when it is nearly all kvfree_call_rcu(): the second tick finds the lock held."""
+    assert set(_gp_durations(489.1, 10.3)) == {2 * MSEC}
+    assert set(_gp_durations(10.3, 489.1)) == {3 * MSEC}
 
 
 def _creations(verbose: int = 1, **costs: float) -> tuple[list[tuple[int, str]], list[int]]:

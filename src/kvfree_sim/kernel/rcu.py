@@ -22,7 +22,11 @@ What is modelled, and where it comes from (v5.11; v6.1 is the same here):
   reports its quiescent state at the next tick: the tick finds it outside any
   read-side critical section with preemption enabled
   (``rcu_flavor_sched_clock_irq()`` -> ``rcu_qs()``) and ``rcu_core()`` reports
-  it (``rcu_check_quiescent_state()``).  A context switch between those ticks
+  it (``rcu_check_quiescent_state()``).  A tick that comes while the CPU holds
+  interrupts off (a kfree thread inside ``kvfree_call_rcu()``'s krcp lock) is
+  taken where they come back on, in ``raw_spin_unlock_irqrestore()`` before its
+  ``preempt_enable()``: preemption is still disabled and it reports nothing
+  (``Cpu.curr_irqs_off_now()``).  A context switch between those ticks
   also clears the flag but the report still waits for the softirq of the
   second tick, so the model reports at that tick.  A dyntick-idle CPU
   (NO_HZ_IDLE, tick stopped) is reported by the FQS scan, which a 3-jiffy
@@ -149,7 +153,8 @@ class Rcu:
         self.nr_unaccel = 0
         self.gp_seq_seen: list[int] = [0] * ncpus  # rdp->gp_seq: the GP state each CPU last noticed
         self.qs_pending: set[int] = set()
-        self.noticed_at: list[int] = [0] * ncpus  # when each CPU noticed the current GP
+        #: per CPU: its context switches when it noticed the current GP (Cpu.nr_switches)
+        self.noticed_sw: list[int] = [0] * ncpus
         self.fqs_snap: list[int] = [0] * ncpus
         self._tick_ev: Event | None = None
         self._own_ev: list[Event | None] = [None] * ncpus  # per CPU: its own tick to come (_cpu_tick())
@@ -232,7 +237,7 @@ class Rcu:
                 if self.unaccel[cid]:
                     self._accelerate(cid)
                 if not idle:
-                    self.noticed_at[cid] = self.sim.now
+                    self.noticed_sw[cid] = self.kernel.cpus[cid].nr_switches
                     return True
         elif idle and self.unaccel[cid] and self._takes_tick(cid):
             self._accelerate(cid)  # rcu_core(): no grace period and unregistered callbacks
@@ -244,10 +249,12 @@ class Rcu:
         curr = cpu.curr
         if not self._takes_tick(cid):
             return  # dyntick-idle (left to the FQS scan), paused, irqs off
-        if curr is not None and curr.preempt_off and cpu.curr_since <= self.noticed_at[cid]:
-            # Preemption disabled is no quiescent state; a context switch since the
-            # CPU noticed the GP was one (rcu_note_context_switch() -> rcu_qs()),
-            # and this tick's softirq reports it.
+        if (curr is not None and (curr.preempt_off or cpu.curr_irqs_off_now())
+                and cpu.nr_switches == self.noticed_sw[cid]):
+            # Preemption disabled is no quiescent state (a tick that finds interrupts
+            # off is taken with the lock still held); a context switch since the CPU
+            # noticed the GP was one (rcu_note_context_switch() -> rcu_qs()), and this
+            # tick's softirq reports it.
             return
         if self.unaccel[cid]:
             self._accelerate(cid)  # rcu_report_qs_rdp()
@@ -388,7 +395,7 @@ class Rcu:
                 tracer.rcu_grace_period(self.gp_seq, "start")
             self.qs_pending = set(range(ncpus))
             assert me.cpu is not None
-            self.noticed_at[me.cpu.id] = self.sim.now
+            self.noticed_sw[me.cpu.id] = me.cpu.nr_switches
             self._note_own_cpu(me)
             self._need_tick()
             # rcu_gp_fqs_loop()

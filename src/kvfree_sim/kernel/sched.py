@@ -124,6 +124,10 @@ class Chunk:
         """Commit the effect of ``ns`` more ns of CPU time (``ns <= remaining``)."""
         self.remaining -= ns
 
+    def irqs_off_after(self, ns: int) -> bool:
+        """Whether the work ``ns`` into what is not yet committed holds interrupts off."""
+        return False
+
 
 class Segments(Chunk):
     """A divisible burst made of runs of identical operations.
@@ -252,7 +256,7 @@ class Cpu:
         "burst_ev", "run_start", "in_resume", "need_resched", "tick_ev",
         "dynticks", "idle_since", "idle_time", "tracer", "deferred",
         "resume_ev", "ctx_switch_ns", "irq_ns", "softirq_ns", "context", "curr_since",
-        "paused_until", "steal_ns", "burst_end_cb", "tick_offset",
+        "paused_until", "steal_ns", "burst_end_cb", "tick_offset", "nr_switches",
     )
 
     def __init__(self, kernel: "Kernel", cpu_id: int) -> None:
@@ -280,6 +284,7 @@ class Cpu:
         self.softirq_ns = kernel.profile.ns("softirq_ns")
         self.context = "task"
         self.curr_since = 0  # when curr got the CPU
+        self.nr_switches = 0  # __schedule() calls: each is a quiescent state (rcu_note_context_switch())
         self.paused_until = 0  # the host has descheduled this vCPU until then
         self.steal_ns = 0
         # this CPU's ticks come this long after the jiffy grid (profile layout vcpu_tick_phase_ns)
@@ -297,6 +302,18 @@ class Cpu:
     @property
     def is_idle(self) -> bool:
         return self.curr is None and not self.rq
+
+    def curr_irqs_off_now(self) -> bool:
+        """Whether curr is inside a section that holds interrupts off at this instant.
+
+        An interrupt that comes then is taken where the section ends, at
+        ``local_irq_restore()`` in ``raw_spin_unlock_irqrestore()``, before its
+        ``preempt_enable()``: with preemption still disabled."""
+        curr = self.curr
+        if curr is None:
+            return False
+        chunk = curr.chunk
+        return curr.irqs_off or (chunk is not None and chunk.irqs_off_after(max(0, self.sim.now - self.run_start)))
 
     def next_tick(self, t: int) -> int:
         """This CPU's first tick strictly after ``t``."""
@@ -498,6 +515,7 @@ class Cpu:
         if hook is not None and prev is not None:
             hook(self, prev, now - self.curr_since)
         self.curr_since = now
+        self.nr_switches += 1
         nxt = self._pick_next()
         self.curr = nxt
         if self.tracer is not None:

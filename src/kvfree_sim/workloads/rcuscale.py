@@ -285,6 +285,17 @@ class CallStream(Chunk):
             self.commit(k - self.done)
             self.done = k
 
+    def irqs_off_after(self, ns: int) -> bool:
+        """Each call ends in ``kvfree_call_rcu()``, which holds the krcp lock with
+        interrupts off from ``krc_this_cpu_lock()`` (``local_irq_save()`` +
+        ``raw_spin_lock()``) to ``krc_this_cpu_unlock()`` (kernel/rcu/tree.c,
+        v5.11-v6.1): the last ``unit_ps - obj_ps`` of each call's ``unit_ps``."""
+        ns -= self.prefix
+        pos = self.spent_ps + ns * 1000 - self.head_ps
+        if ns < 0 or pos < 0 or not self.unit_ps:
+            return False
+        return pos % self.unit_ps >= self.test.obj_ps
+
     def commit(self, k: int) -> None:
         self.slab.take(k)
         if self.to_list:
