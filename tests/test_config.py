@@ -64,5 +64,7 @@ def test_make_config_defaults_and_impossible_configs():
         make_config("v5.11", bootargs="")
     with pytest.raises(ConfigError, match="kfree_loops=2"):
         make_config("v5.11", bootargs="rcuscale.kfree_rcu_test=1 rcuscale.kfree_loops=2")
+    with pytest.raises(ConfigError, match="kfree_nthreads=0 starts no kfree thread"):
+        make_config("v5.11", bootargs="rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=0")
     with pytest.raises(ConfigError, match="unknown profile"):
         make_config("v5.11", profile="nope")

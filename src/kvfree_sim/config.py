@@ -276,6 +276,10 @@ def make_config(
             f"rcuscale.kfree_loops={rs['kfree_loops']}: the kernel divides by kfree_loops/4 == 0 (oops)")
     if rs["kfree_mult"] < 1:
         raise ConfigError("rcuscale.kfree_mult must be at least 1")
+    if rs["kfree_nthreads"] == 0:
+        # compute_real(0) == 0: kfree_scale_shutdown() finds all of no thread ended and
+        # powers the guest off at once, with no result line
+        raise ConfigError("rcuscale.kfree_nthreads=0 starts no kfree thread: the test would measure nothing")
     if ba.rcutree["rcu_min_cached_objs"] < 0:
         raise ConfigError("rcutree.rcu_min_cached_objs must not be negative")
     if seed < 0:
