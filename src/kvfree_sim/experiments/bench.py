@@ -114,6 +114,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from ..config import ConfigError
     from ..kvfree_rcu.variants import get_variant
 
+    if not args.scale > 0:
+        raise ConfigError(f"--scale must be positive, not {args.scale}")
     cases = CASES if not args.case else [c for c in CASES if any(k in c.name for k in args.case)]
     if not cases:
         raise ConfigError(f"no bench case matches {args.case}")
