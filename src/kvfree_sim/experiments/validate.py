@@ -690,7 +690,7 @@ def _plot_metric(ax: Any, comparisons: Sequence[Comparison], metric: str, sweeps
     pad = 0 if log else 0.04 * (hi - lo)  # points on an axis stay visible
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(lo - pad, hi + pad)
-    ax.legend(fontsize=6, loc="upper left")
+    ax.legend(fontsize=6, loc="best")  # away from the points: a miss can sit in any corner
 
 
 # -- the command ----------------------------------------------------------------------------
