@@ -218,12 +218,7 @@ def parse_profile(doc: dict, where: str) -> MachineProfile:
     if 0 < costs["vcpu_steal_shape"] <= 1:
         raise ProfileError(f"{where}: costs.vcpu_steal_shape must be 0 (exponential) or > 1 (Pareto with a mean)")
     layout, lsrc = _entries(doc, "layout", LAYOUT, where)
-    call_ns = costs["kmalloc_ns"] + costs["rcuscale_loop_ns"] + min(costs["kvfree_call_rcu_ns"],
-                                                                    costs["kvfree_call_rcu_list_ns"])
-    if call_ns < 0.001:
-        raise ProfileError(f"{where}: costs.kmalloc_ns + rcuscale_loop_ns + kvfree_call_rcu_ns (or _list_ns) "
-                           "must be at least 1 ps: rcuscale's calls cannot take no time")
-    return MachineProfile(
+    profile = MachineProfile(
         name=str(doc.get("name", where)),
         description=str(doc.get("description", "")),
         source=str(doc.get("source", "")),
@@ -231,6 +226,13 @@ def parse_profile(doc: dict, where: str) -> MachineProfile:
         layout=layout,
         sources={**csrc, **lsrc},
     )
+    # one rcuscale call, in the picoseconds the model charges for it (workloads/rcuscale.py)
+    call_ps = profile.ps("kmalloc_ns") + profile.ps("rcuscale_loop_ns") + min(
+        profile.ps("kvfree_call_rcu_ns"), profile.ps("kvfree_call_rcu_list_ns"))
+    if call_ps < 1:
+        raise ProfileError(f"{where}: costs.kmalloc_ns + rcuscale_loop_ns + kvfree_call_rcu_ns (or _list_ns) "
+                           "must be at least 1 ps: rcuscale's calls cannot take no time")
+    return profile
 
 
 def builtin_profiles() -> list[str]:
