@@ -6,7 +6,7 @@ import io
 
 import matplotlib.image
 
-from kvfree_sim.report.plots import completion_plot, timeline_plot
+from kvfree_sim.report.plots import completion_plot, same_as_earlier, timeline_plot
 
 from report_rows import make_row
 
@@ -59,3 +59,17 @@ def test_plots_write_to_a_path(tmp_path) -> None:
     path = tmp_path / "t.png"
     timeline_plot({"a": _samples(5, True)}, str(path))
     assert path.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_identical_runs_are_named_as_the_same_in_the_legend() -> None:
+    """A line drawn exactly over another hides it: the legend says which variant it repeats."""
+    a, b = _samples(20, False), _samples(20, True)
+    assert same_as_earlier({"v5.11": a, "v5.11+v3": list(a), "v5.14": b, "v5.11+v3+backoff": list(b)}) == \
+        {"v5.11+v3": "v5.11", "v5.11+v3+backoff": "v5.14"}
+    assert same_as_earlier({"v5.11": a, "v5.14": b}) == {}
+
+
+def test_timeline_plot_when_no_run_called_the_shrinker() -> None:
+    samples = {"v5.11": _samples(30, False), "v5.11+v3": _samples(30, False)}
+    w, h = _png(lambda f: timeline_plot(samples, f))
+    assert h > 800

@@ -14,7 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from .tables import Row, completion_s  # noqa: E402
 
@@ -54,6 +54,25 @@ def _jitter(i: int, n: int, width: float = 0.25) -> float:
     return 0.0 if n <= 1 else -width + 2 * width * i / (n - 1)
 
 
+def same_as_earlier(series: Mapping[str, Any]) -> dict[str, str]:
+    """Variants whose data equal an earlier variant's, mapped to the first such variant.
+
+    Their lines lie exactly under the later ones, so the legend has to say so."""
+    firsts: list[tuple[str, Any]] = []
+    same: dict[str, str] = {}
+    for v, data in series.items():
+        match = next((u for u, d in firsts if d == data), None)
+        if match is None:
+            firsts.append((v, data))
+        else:
+            same[v] = match
+    return same
+
+
+def _legend_label(v: str, same: Mapping[str, str], what: str) -> str:
+    return f"{v} (same {what} as {same[v]})" if v in same else v
+
+
 # -- completion.png -----------------------------------------------------------------------
 
 
@@ -81,12 +100,16 @@ def _strip(ax: "Axes", x: int, rows: Sequence[Row], top: float) -> None:
 
 def _by_seed(ax: "Axes", rows: Sequence[Row], variants: Sequence[str], top: float) -> None:
     """Completion time per seed, a line per variant: the same seeds, so lines pair up."""
+    runs = {}
     for v in variants:
         mine = sorted((r for r in rows if r["variant"] == v), key=lambda r: r["seed"])
-        seeds = [r["seed"] for r in mine]
-        times = [completion_s(r) for r in mine]
+        runs[v] = [(r["seed"], completion_s(r)) for r in mine]
+    same = same_as_earlier(runs)
+    for v, pairs in runs.items():
+        seeds = [s for s, _ in pairs]
+        times = [t for _, t in pairs]
         (line,) = ax.plot(seeds, [t if t is not None else float("nan") for t in times],
-                          marker="o", markersize=4, label=v)
+                          marker="o", markersize=4, label=_legend_label(v, same, "times"))
         lost = [s for s, t in zip(seeds, times) if t is None]
         ax.plot(lost, [top] * len(lost), marker="x", color=line.get_color(), mew=2, ls="none")
     ax.set_xlabel("seed (run)")
@@ -148,7 +171,13 @@ def _times_s(samples: Sequence[Sample]) -> list[float]:
     return [s["t_ns"] / NSEC_PER_SEC for s in samples]
 
 
-def _memory_panel(ax: "Axes", series: Mapping[str, Sequence[Sample]]) -> None:
+def _plotted(samples: Sequence[Sample]) -> list[tuple[Any, ...]]:
+    """What the timeline draws of one run's samples."""
+    keys = ("t_ns", "free_pages") + tuple(k for k, _, _ in _COUNTER_PANELS)
+    return [tuple(s.get(k, 0) for k in keys) for s in samples]
+
+
+def _memory_panel(ax: "Axes", series: Mapping[str, Sequence[Sample]], same: Mapping[str, str]) -> None:
     """Free memory of every variant's run against the watermarks (the same for all: same memory)."""
     longest = max(series.values(), key=len)
     t0 = _times_s(longest)
@@ -156,7 +185,8 @@ def _memory_panel(ax: "Axes", series: Mapping[str, Sequence[Sample]]) -> None:
         ax.plot(t0, [s[key] * PAGE_MB for s in longest], color="0.3", ls=style, lw=1,
                 label=key.replace("wmark_", "") + " watermark")
     for v, samples in series.items():
-        ax.plot(_times_s(samples), [s["free_pages"] * PAGE_MB for s in samples], lw=1.2, label=v)
+        ax.plot(_times_s(samples), [s["free_pages"] * PAGE_MB for s in samples], lw=1.2,
+                label=_legend_label(v, same, "curves"))
     ax.set_ylabel("free memory (MB)")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -166,8 +196,13 @@ def _counter_panel(ax: "Axes", series: Mapping[str, Sequence[Sample]], key: str,
     for v, samples in series.items():
         ax.plot(_times_s(samples), [s.get(key, 0) / scale for s in samples], lw=1.2, label=v)
     ax.set_ylabel(label)
-    ax.set_ylim(bottom=0)
+    top = max((s.get(key, 0) / scale for samples in series.values() for s in samples), default=0)
+    if top == 0:
+        ax.text(0.5, 0.5, "none in any run", transform=ax.transAxes, ha="center", va="center",
+                fontsize=9, color="0.4")
+    ax.set_ylim(bottom=0, top=max(1.0, top * 1.05))  # a count: whole numbers, at least 0..1
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:,.0f}"))
 
 
 def _no_samples(target: Target, variants: Sequence[str], why: str) -> None:
@@ -193,7 +228,7 @@ def timeline_plot(samples: Mapping[str, Sequence[Sample] | None], target: Target
         _no_samples(target, list(samples), why_empty)
         return
     fig, axes = plt.subplots(1 + len(_COUNTER_PANELS), 1, sharex=True, figsize=(9, 9), layout="constrained")
-    _memory_panel(axes[0], series)
+    _memory_panel(axes[0], series, same_as_earlier({v: _plotted(s) for v, s in series.items()}))
     for ax, (key, label, scale) in zip(axes[1:], _COUNTER_PANELS):
         _counter_panel(ax, series, key, label, scale)
     for ax in axes:
