@@ -43,7 +43,7 @@ def test_read_trace_back(traced):
     assert tl.counters["free_pages"][-1][1] == result.mm["free_pages_end"]
     # runs are ordered, do not overlap, and the refill worker's time is there
     cats = set()
-    for cpu, runs in tl.runs.items():
+    for runs in tl.runs.values():
         for (s0, e0, _), (s1, _, _) in zip(runs, runs[1:]):
             assert s0 < e0 <= s1
         cats |= {c for _, _, c in runs}

@@ -242,7 +242,7 @@ def censuses(events: list[Event]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     open_: dict[int, dict[str, Any]] = {}  # by executing CPU
     last_steal: dict[int, dict[str, int]] = {}
-    for t, what, cpu, zone, arg in events:
+    for t, what, cpu, _zone, arg in events:
         if what == STEAL:
             last_steal[cpu] = steal_fields(arg)
         elif what == CENSUS_HEAD:

@@ -582,7 +582,7 @@ class KvfreeRcu:
         # Finally insert.
         self.store_records(krcp, 1, origin)
         return True
-        yield  # noqa: unreachable; a generator because v5.13 may allocate here
+        yield  # unreachable: a generator because v5.13 may allocate here
 
     def attach_bnode(self, krcp: KfreeRcuCpu, idx: int) -> None:
         """``bnode->nr_records = 0; bnode->next = bkvhead[idx]; bkvhead[idx] = bnode``."""

@@ -193,12 +193,12 @@ class _Reader:
         end = tl.t_last
         for cpu in list(self.cur):
             self._close_run(cpu, end)
-        for pid, (c, since) in self.dr_open.items():
+        for c, since in self.dr_open.values():
             tl.reclaim.setdefault(c, []).append([since, end])
         if not self.dr_from_vmscan:
             for c, s, e in self.dr_marker:
                 tl.reclaim.setdefault(c, []).append([s, e])
-            for pid, (c, since) in self.dr_marker_open.items():
+            for c, since in self.dr_marker_open.values():
                 tl.reclaim.setdefault(c, []).append([since, end])
         return tl
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from kvfree_sim.kernel.mm.gfp import GFP_KERNEL, GFP_NOWAIT, __GFP_NORETRY
-from kvfree_sim.kernel.mm.vmscan import SHRINK_BATCH, SHRINK_EMPTY, SHRINK_STOP, ShrinkControl, Shrinker
+from kvfree_sim.kernel.mm.vmscan import SHRINK_BATCH, SHRINK_EMPTY, ShrinkControl, Shrinker
 from kvfree_sim.kernel.mm.page_alloc import WMARK_HIGH, WMARK_LOW, WMARK_MIN, ZONE_NORMAL
 
 from ktest import (
