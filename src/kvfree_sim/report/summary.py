@@ -4,11 +4,14 @@ Every statement is computed from the rows and the per-variant statistics:
 which variants take longer or vary more than the baseline (the first variant
 given), how many runs ended in OOM, and which of the explaining counters
 differ most.  The mechanism sentences are templates filled from counter
-differences; a template is used only when its counters say it applies.
+differences; a template is used only when its counters say it applies.  Seed by
+seed, the counters that rise with the time a variant loses against the baseline
+on the same seed are named with their correlation.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -29,6 +32,12 @@ CIRCLE_SHARE = 0.01
 #: a run whose lowest free memory stayed above this many low watermarks, with no direct reclaim,
 #: had no memory pressure to speak of
 NO_PRESSURE_WMARKS = 2.0
+#: seeds both variants timed before the summary looks for what tracks the time lost seed by seed,
+#: and the correlation from which a counter is said to track it
+MIN_PAIRED_SEEDS = 5
+TRACKS = 0.7
+#: how many of the seeds that lost most are named
+WORST_SEEDS = 3
 
 
 @dataclass(frozen=True)
@@ -232,6 +241,62 @@ def mechanism_sentences(s: VariantStats, base: VariantStats) -> list[str]:
     return out
 
 
+def _pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Pearson's r, None when either series is constant."""
+    mx, my = sum(x) / len(x), sum(y) / len(y)
+    sxx = sum((a - mx) ** 2 for a in x)
+    syy = sum((b - my) ** 2 for b in y)
+    if not sxx or not syy:
+        return None
+    return sum((a - mx) * (b - my) for a, b in zip(x, y)) / math.sqrt(sxx * syy)
+
+
+def _span(values: Sequence[float], m: Metric) -> str:
+    lo, hi = min(values) / m.scale, max(values) / m.scale
+    digits = 1 if m.unit else 0
+    text = _num(lo, digits) if lo == hi else f"{_num(lo, digits)}-{_num(hi, digits)}"
+    return text + (f" {m.unit}" if m.unit else "")
+
+
+def seed_sentence(rows: Sequence[Row], variant: str, base: str) -> str | None:
+    """Seed by seed, which of the variant's explaining counters rise with the time it loses.
+
+    A seed gives both variants the same random draws, so the time a variant loses against the
+    baseline's run of the same seed is its own doing, and a counter of its own that rises and
+    falls with that loss (Pearson's r over the seeds) points at the mechanism.  None when too few
+    seeds were timed by both or no counter tracks the loss.
+    """
+    def timed(v: str) -> dict[int, tuple[float, Row]]:
+        return {r["seed"]: (t, r) for r in rows if r["variant"] == v and (t := completion_s(r)) is not None}
+
+    mine, theirs = timed(variant), timed(base)
+    seeds = sorted(mine.keys() & theirs.keys())
+    if len(seeds) < MIN_PAIRED_SEEDS:
+        return None
+    lost = [mine[s][0] - theirs[s][0] for s in seeds]
+    tracking = []
+    for m in EXPLAINING_METRICS:
+        values = [float(mine[s][1].get(m.key) or 0) for s in seeds]
+        r = _pearson(values, lost)
+        if r is not None and r >= TRACKS:
+            tracking.append((r, m, values))
+    if not tracking:
+        return None
+    tracking.sort(key=lambda t: -t[0])
+    r0, m0, values0 = tracking[0]
+    order = sorted(range(len(seeds)), key=lambda i: -lost[i])
+    worst, rest = order[:WORST_SEEDS], order[WORST_SEEDS:]
+    listed = "; ".join(f"{m.label} ({r:.2f})" for r, m, _ in tracking)
+    text = (f"Seed by seed, the time {variant} loses against {base} on the same seed rises with its "
+            f"{listed} (Pearson's r over {len(seeds)} seeds). Its {len(worst)} seeds that lost most "
+            f"({', '.join(str(seeds[i]) for i in sorted(worst))}: {_num(min(lost[i] for i in worst), 3)}-"
+            f"{_num(max(lost[i] for i in worst), 3)} s) had {_span([values0[i] for i in worst], m0)} of "
+            f"{m0.label}")
+    if rest:
+        text += f", the other seeds {_span([values0[i] for i in rest], m0)}"
+    return text + "."
+
+
 def pressure_line(s: VariantStats) -> str:
     return (f"- **{s.variant}**: lowest free memory {_num(_c(s, 'mm_free_pages_min'), 1)} MB "
             f"(low watermark {_num(_c(s, 'mm_wmark_low_pages'), 1)} MB); kswapd ran {_num(_c(s, 'mm_kswapd_runs'))} "
@@ -298,4 +363,7 @@ def summary_markdown(rows: Sequence[Row], stats: Sequence[VariantStats], ctx: Co
         for s in others:
             lines += [f"- {m}" for m in mechanism_sentences(s, base)]
         lines.append("")
+        by_seed = [t for s in others if (t := seed_sentence(rows, s.variant, base.variant))]
+        if by_seed:
+            lines += [*(f"- {t}" for t in by_seed), ""]
     return "\n".join(lines).rstrip() + "\n"
