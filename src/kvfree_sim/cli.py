@@ -33,7 +33,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def add_machine_args(p: argparse.ArgumentParser, variant_default: str | None = "v5.11") -> None:
+def add_machine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus", type=int, default=None, help="number of CPUs (default: CONFIG_NR_CPUS, else 64)")
     p.add_argument("--memory", default=DEFAULT_MEMORY, help="guest memory, kvm.sh style: 512M, 16G (default 512M)")
     p.add_argument("--bootargs", default=DEFAULT_BOOTARGS,

@@ -36,7 +36,6 @@ NSEC_PER_MSEC: Final = 1_000_000
 
 # kernel/time/timer.c
 LVL_CLK_SHIFT: Final = 3
-LVL_CLK_DIV: Final = 1 << LVL_CLK_SHIFT
 LVL_BITS: Final = 6
 LVL_SIZE: Final = 1 << LVL_BITS
 

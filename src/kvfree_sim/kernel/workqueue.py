@@ -40,7 +40,7 @@ WorkFunc = Callable[["WorkStruct", Task], Generator[Any, Any, None]]
 class WorkStruct:
     """``struct work_struct``."""
 
-    __slots__ = ("func", "name", "data", "pending", "pool", "current", "queued_at")
+    __slots__ = ("func", "name", "data", "pending", "pool", "current")
 
     def __init__(self, func: WorkFunc, name: str, data: Any = None) -> None:
         self.func = func
@@ -49,19 +49,17 @@ class WorkStruct:
         self.pending = False
         self.pool: WorkerPool | None = None  # pool it is queued on or running in
         self.current: Task | None = None  # worker executing it
-        self.queued_at = 0
 
 
 class DelayedWork(WorkStruct):
     """``struct delayed_work``: a work item behind a timer."""
 
-    __slots__ = ("timer", "wq", "target_cpu")
+    __slots__ = ("timer", "wq")
 
     def __init__(self, func: WorkFunc, name: str, data: Any = None) -> None:
         super().__init__(func, name, data)
         self.timer: TimerList | None = None
         self.wq: Workqueue | None = None
-        self.target_cpu: Cpu | None = None
 
 
 class RcuWork(WorkStruct):
@@ -168,14 +166,13 @@ class WorkerPool:
 class Workqueue:
     """``struct workqueue_struct``: bound (per-CPU pools) or unbound."""
 
-    __slots__ = ("kernel", "name", "highpri", "unbound", "pools")
+    __slots__ = ("kernel", "name", "highpri", "unbound")
 
     def __init__(self, kernel: "Kernel", name: str, highpri: bool = False, unbound: bool = False) -> None:
         self.kernel = kernel
         self.name = name
         self.highpri = highpri
         self.unbound = unbound
-        self.pools: list[WorkerPool] = []
 
     def pool_for(self, cpu: Cpu) -> WorkerPool:
         return self.kernel.worker_pool(None if self.unbound else cpu, self.highpri)
@@ -197,7 +194,6 @@ class Workqueue:
             pool = work.pool  # still executing there: keep it non-reentrant
         else:
             pool = self.pool_for(cpu)
-        work.queued_at = self.kernel.sim.now
         tracer = self.kernel.tracer
         if tracer is not None:
             tracer.workqueue_queue_work(cpu, self, work, pool)

@@ -35,7 +35,6 @@ from typing import Callable, Final
 MAX_ORDER: Final = 11  # orders 0..10 (include/linux/mmzone.h, 6.1)
 MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE = 0, 1, 2
 MIGRATE_PCPTYPES: Final = 3
-MIGRATE_NAMES: Final = ("Unmovable", "Movable", "Reclaimable")
 # fallbacks[]: the types an allocation may steal from, in order
 FALLBACKS: Final = ((MIGRATE_RECLAIMABLE, MIGRATE_MOVABLE), (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE),
                     (MIGRATE_UNMOVABLE, MIGRATE_MOVABLE))
@@ -116,10 +115,6 @@ class FreeArea:
         """move_to_free_list(): to the tail of type ``mt``'s list of its order."""
         order = self._del(pfn)
         self._add(pfn, order, mt, True)
-
-    def area_empty(self, order: int, mt: int) -> bool:
-        """free_area_empty()."""
-        return not self.counts[order][mt]
 
     def has_order(self, order: int) -> bool:
         """__zone_watermark_ok() for order > 0: a free block of ``order`` or more on some list."""

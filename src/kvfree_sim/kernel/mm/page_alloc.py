@@ -78,7 +78,6 @@ ZONE_NAMES: Final = ("DMA", "DMA32", "Normal")
 # sysctl_lowmem_reserve_ratio (v5.11): DMA 256, DMA32 256, Normal 32
 LOWMEM_RESERVE_RATIO: Final = (256, 256, 32)
 
-MiB_PAGES = (1 << 20) >> PAGE_SHIFT
 SECTION_PAGES: Final = (128 << 20) >> PAGE_SHIFT  # SECTION_SIZE_BITS = 27 (x86_64)
 STRUCT_PAGE_BYTES: Final = 64
 
@@ -144,18 +143,6 @@ def reserve_min(mark: int, alloc_flags: int, new_reserves: bool) -> int:
     elif alloc_flags & ALLOC_HARDER:
         m -= m // 4
     return m
-
-
-class AllocRequest:
-    """The state of one ``__alloc_pages()`` call in progress (its ``alloc_context``)."""
-
-    __slots__ = ("gfp", "order", "owner", "task")
-
-    def __init__(self, gfp: int, order: int, owner: str, task: "Task | None") -> None:
-        self.gfp = gfp
-        self.order = order
-        self.owner = owner
-        self.task = task
 
 
 class PageAllocator:

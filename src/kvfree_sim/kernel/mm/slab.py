@@ -153,7 +153,6 @@ class SlabCpu:
         self.freed_into_front = acc
         if pages:
             cache.pages -= pages
-            cache.discards += pages
             vmscan = alloc.kernel.vmscan
             if vmscan.reclaiming and not alloc.kernel.foreign_commit:
                 vmscan.reclaimed_slab += pages  # __free_slab(): current->reclaim_state
@@ -179,7 +178,6 @@ class KmemCache:
         self.inuse = 0
         self.nr_slabs = 0
         self.pages = 0
-        self.discards = 0
         self.fallbacks = 0  # ORDER_FALLBACK
         self.cpus = [SlabCpu(self, c) for c in range(nr_cpus)]
 

@@ -44,7 +44,6 @@ DEF_PRIORITY: Final = 12
 SWAP_CLUSTER_MAX: Final = 32
 SHRINK_STOP: Final = (1 << 64) - 1
 SHRINK_EMPTY: Final = (1 << 64) - 2
-ULONG: Final = 1 << 64
 
 
 class ShrinkControl:
