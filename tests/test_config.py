@@ -68,3 +68,38 @@ def test_make_config_defaults_and_impossible_configs():
         make_config("v5.11", bootargs="rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=0")
     with pytest.raises(ConfigError, match="unknown profile"):
         make_config("v5.11", profile="nope")
+
+
+KFREE = "rcuscale.kfree_rcu_test=1 "
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"memory": "8M"}, "memory size '8M' is too small to boot (at least 16M)"),
+    ({"memory": "5000G"}, "memory size '5000G' is larger than kvfree-sim models (4T)"),
+    ({"cpus": 0}, "--cpus must be a positive integer, not '0'"),
+    ({"cpus": 513}, "--cpus 513 is more than kvfree-sim models (512)"),
+    ({"seed": -1}, "--seed must not be negative"),
+    ({"max_seconds": 0}, "--max-seconds must be positive"),
+    ({"bootargs": KFREE + "rcuscale.gp_exp=1"}, "rcuscale.gp_exp=1 counts expedited grace periods"),
+    ({"bootargs": KFREE + "rcuscale.scale_type=srcu"}, "rcuscale.scale_type=srcu is not modelled (only 'rcu')"),
+    ({"bootargs": KFREE + "rcuscale.kfree_alloc_num=0"}, "kfree_alloc_num and rcuscale.kfree_loops must be at least 1"),
+    ({"bootargs": KFREE + "rcuscale.kfree_mult=0"}, "rcuscale.kfree_mult must be at least 1"),
+    ({"bootargs": KFREE + "rcuscale.kfree_loops"}, "rcuscale.kfree_loops needs a value"),
+    ({"bootargs": KFREE + "rcuscale.gp_exp=maybe"}, "rcuscale.gp_exp=maybe: 'maybe' is not a boolean"),
+    ({"kconfig": "CONFIG_NR_CPUS=many"}, "CONFIG_NR_CPUS: 'many' is not an integer"),
+    ({"kconfig": "CONFIG_HZ=fast"}, "CONFIG_HZ: 'fast' is not an integer"),
+    ({"kconfig": "CONFIG_HZ_123=y"}, "CONFIG_HZ_123 is not a valid HZ choice"),
+])
+def test_each_impossible_input_is_one_error_naming_it(kwargs, message):
+    kwargs.setdefault("bootargs", KFREE + "rcuscale.kfree_loops=4")
+    with pytest.raises(ConfigError) as e:
+        make_config("v5.11", **kwargs)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_booleans_and_ignored_options_as_the_kernel_takes_them():
+    ba = parse_bootargs("rcuscale.gp_exp=off rcuscale.shutdown rcutree.rcu_min_cached_objs=0x5", "5.11", "5.11")
+    assert ba.rcuscale["gp_exp"] is False and ba.rcuscale["shutdown"] is True
+    assert ba.rcutree["rcu_min_cached_objs"] == 5
+    kc = parse_kconfig("CONFIG_HZ_250=n CONFIG_KASAN=y")
+    assert kc.hz is None and kc.notices == ["ignoring CONFIG_KASAN=y (not modelled)"]
