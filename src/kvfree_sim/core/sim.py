@@ -4,8 +4,8 @@ Modelled on SimPy's core (``simpy/core.py``): events are ordered by
 ``(time, priority, sequence)``; the sequence number makes the order total, so
 two runs with the same inputs pop events in the same order on any machine.
 It is a plain callback core (no generators, no event objects with their own
-callbacks lists): an event is a small list ``[time, prio, seq, fn, arg]`` that
-``heapq`` orders, and cancelling one just clears its function.  That keeps the
+callbacks lists): an event is a small :class:`Event` that ``heapq`` orders by
+``(time, prio, seq)``, and cancelling one just clears its function.  That keeps the
 hot loop to a handful of bytecodes and simple enough to compile with mypyc.
 
 The core knows nothing of the kernel.
@@ -24,7 +24,31 @@ PRIO_NORMAL: Final = 2
 PRIO_LATE: Final = 3
 
 Callback = Callable[[Any], None]
-Event = list  # [time, prio, seq, fn | None, arg]
+
+
+class Event:
+    """One scheduled call of ``fn(arg)``; the heap orders events by ``(time, prio, seq)``.
+
+    A small class rather than a list so that the compiled build keeps the three
+    keys unboxed and compares them natively (comparing lists item by item was a
+    fifth of a compiled run); cancelling clears ``fn``.
+    """
+
+    __slots__ = ("time", "prio", "seq", "fn", "arg")
+
+    def __init__(self, time: int, prio: int, seq: int, fn: Callback | None, arg: Any) -> None:
+        self.time = time
+        self.prio = prio
+        self.seq = seq
+        self.fn = fn
+        self.arg = arg
+
+    def __lt__(self, other: "Event") -> bool:
+        if self.time != other.time:
+            return self.time < other.time
+        if self.prio != other.prio:
+            return self.prio < other.prio
+        return self.seq < other.seq
 
 
 class StopSimulation(Exception):
@@ -48,7 +72,7 @@ class Simulator:
         if time < self.now:
             raise ValueError(f"event scheduled in the past: {time} < {self.now}")
         self._seq += 1
-        ev: Event = [time, prio, self._seq, fn, arg]
+        ev = Event(time, prio, self._seq, fn, arg)
         heapq.heappush(self._heap, ev)
         return ev
 
@@ -64,11 +88,11 @@ class Simulator:
     def cancel(ev: Event | None) -> None:
         """Forget a scheduled event; cancelling twice or after it ran is harmless."""
         if ev is not None:
-            ev[3] = None
+            ev.fn = None
 
     @staticmethod
     def pending(ev: Event | None) -> bool:
-        return ev is not None and ev[3] is not None
+        return ev is not None and ev.fn is not None
 
     def stop(self) -> None:
         """End :meth:`run` after the current event."""
@@ -77,19 +101,19 @@ class Simulator:
     def _first(self) -> Event | None:
         """The next live event (dropping cancelled ones on the way), or None."""
         heap = self._heap
-        while heap and heap[0][3] is None:
+        while heap and heap[0].fn is None:
             heapq.heappop(heap)
         return heap[0] if heap else None
 
     def peek(self) -> int | None:
         """Time of the next live event, or None."""
         ev = self._first()
-        return None if ev is None else ev[0]
+        return None if ev is None else ev.time
 
     def irq_due_now(self) -> bool:
         """Whether a live event of interrupt priority (below PRIO_NORMAL) is due at this instant."""
         ev = self._first()
-        return ev is not None and ev[0] == self.now and ev[1] < PRIO_NORMAL
+        return ev is not None and ev.time == self.now and ev.prio < PRIO_NORMAL
 
     def run(self, until: int) -> None:
         """Execute events in order until the next one lies beyond ``until``,
@@ -103,16 +127,16 @@ class Simulator:
         try:
             while heap:
                 ev = heap[0]
-                if ev[0] > until:
+                if ev.time > until:
                     break
                 pop(heap)
-                fn = ev[3]
+                fn = ev.fn
                 if fn is None:
                     continue
-                self.now = ev[0]
-                ev[3] = None
+                self.now = ev.time
+                ev.fn = None
                 n += 1
-                fn(ev[4])
+                fn(ev.arg)
                 if self._stop:
                     break
             if not self._stop and self.now < until:

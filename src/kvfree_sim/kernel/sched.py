@@ -739,7 +739,7 @@ class Cpu:
         burst will still run then (scheduler_tick() -> check_preempt_tick())."""
         if self.tick_ev is None and self.rq and self.burst_ev is not None:
             t = self.next_tick(self.sim.now)
-            if self.burst_ev[0] >= t:
+            if self.burst_ev.time >= t:
                 self.tick_ev = self.sim.at(t, self._tick, None, PRIO_SOFTIRQ)
 
     def _tick(self, _: object) -> None:
