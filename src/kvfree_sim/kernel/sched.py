@@ -325,13 +325,13 @@ class Cpu:
     def _update_min_vruntime(self) -> None:
         """update_min_vruntime()."""
         curr = self.curr
-        v = None
-        if curr is not None:
-            v = curr.vruntime
-        if self.rq:
-            left = min(t.vruntime for t in self.rq)
-            v = left if v is None else min(v, left)
-        if v is not None and v > self.min_vruntime:
+        found = curr is not None
+        v = curr.vruntime if curr is not None else 0
+        for t in self.rq:
+            if not found or t.vruntime < v:
+                v = t.vruntime
+                found = True
+        if found and v > self.min_vruntime:
             self.min_vruntime = v
 
     def sched_slice(self, t: Task) -> int:

@@ -113,13 +113,14 @@ class Clock:
 class HrTimer:
     """``struct hrtimer`` (CLOCK_MONOTONIC, HRTIMER_MODE_REL, hard context)."""
 
-    __slots__ = ("cpu", "function", "_ev", "name")
+    __slots__ = ("cpu", "function", "_ev", "name", "_expire_cb")
 
     def __init__(self, cpu: "Cpu", function: Callable[["HrTimer"], None], name: str = "hrtimer") -> None:
         self.cpu = cpu
         self.function = function
         self._ev: Event | None = None
         self.name = name
+        self._expire_cb: Callable[[object], None] = self._expire  # bound once, not per start
 
     def active(self) -> bool:
         return Simulator.pending(self._ev)
@@ -141,7 +142,7 @@ class HrTimer:
         late = kernel.timer_irq_latency.draw(cpu.id)
         if late:
             late = min(late, cpu.next_tick(expiry) - expiry)
-        self._ev = cpu.sim.at(expiry + late, self._expire, None, PRIO_HARDIRQ)
+        self._ev = cpu.sim.at(expiry + late, self._expire_cb, None, PRIO_HARDIRQ)
 
     def cancel(self, by: "Cpu | None" = None) -> bool:
         """hrtimer_cancel() called on ``by`` (default: the timer's CPU): True if the timer was queued."""

@@ -47,6 +47,7 @@ from ..kernel.workqueue import DelayedWork, RcuWork, WorkStruct, Workqueue
 
 if TYPE_CHECKING:
     from ..checks import Invariants
+    from ..core.sim import Simulator
     from ..kernel.mm.slab import SlabCpu
     from ..kernel.mm.vmscan import ShrinkControl
     from ..kernel.system import Kernel
@@ -106,12 +107,14 @@ class WaitClock:
     commits, at most one burst late.  Not a kernel structure: a measurement.
     """
 
-    __slots__ = ("sim", "n", "area", "t", "queued")
+    __slots__ = ("sim", "n0", "n1", "n2", "area0", "area1", "area2", "t", "queued")
 
-    def __init__(self, sim: Any) -> None:
+    def __init__(self, sim: "Simulator") -> None:
         self.sim = sim
-        self.n = [0, 0, 0]
-        self.area = [0, 0, 0]
+        # the count and the area of each stage (IN_KRCP, DETACHED, FREEING): plain
+        # fields, not lists, so that the compiled build keeps them unboxed
+        self.n0 = self.n1 = self.n2 = 0
+        self.area0 = self.area1 = self.area2 = 0
         self.t = 0
         self.queued = 0
 
@@ -120,11 +123,18 @@ class WaitClock:
         now = self.sim.now
         if now != self.t:
             dt = now - self.t
-            n, area = self.n, self.area
-            area[0] += n[0] * dt
-            area[1] += n[1] * dt
-            area[2] += n[2] * dt
+            self.area0 += self.n0 * dt
+            self.area1 += self.n1 * dt
+            self.area2 += self.n2 * dt
             self.t = now
+
+    def _add(self, stage: int, k: int) -> None:
+        if stage == IN_KRCP:
+            self.n0 += k
+        elif stage == DETACHED:
+            self.n1 += k
+        else:
+            self.n2 += k
 
     def move(self, src: int | None, dst: int | None, k: int) -> None:
         """``k`` objects leave stage ``src`` (None: newly queued) for ``dst`` (None: freed)."""
@@ -132,16 +142,15 @@ class WaitClock:
         if src is None:
             self.queued += k
         else:
-            self.n[src] -= k
+            self._add(src, -k)
         if dst is not None:
-            self.n[dst] += k
+            self._add(dst, k)
 
     def mean_ns(self) -> dict[str, int]:
         """Mean wait per queued object in each stage, up to now."""
         self._integrate()
         q = max(self.queued, 1)
-        return {"krcp_ns": self.area[IN_KRCP] // q, "gp_ns": self.area[DETACHED] // q,
-                "freeing_ns": self.area[FREEING] // q}
+        return {"krcp_ns": self.area0 // q, "gp_ns": self.area1 // q, "freeing_ns": self.area2 // q}
 
 
 class KfreeRcuCpuWork:
@@ -823,7 +832,7 @@ class KvfreeRcu:
 
     def objects_queued_now(self) -> int:
         """Objects queued and not yet freed, counted from the structures."""
-        n = self.wait.n[FREEING]  # the objects a running kfree_rcu_work() holds
+        n = self.wait.n2  # the objects a running kfree_rcu_work() holds (FREEING)
         for krcp in self.krc:
             for b in krcp.bkvhead:
                 n += b.nr_records - b.freed if b is not None else 0

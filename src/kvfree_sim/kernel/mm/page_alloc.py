@@ -367,7 +367,10 @@ class PageAllocator:
 
     def nr_free_pages(self) -> int:
         """NR_FREE_PAGES: the buddy lists only."""
-        return sum(z.free for z in self.zones)
+        free = 0
+        for z in self.zones:
+            free += z.free
+        return free
 
     def nr_pcp_pages(self) -> int:
         """Free pages on the per-CPU lists (show_free_areas()'s ``free_pcp``)."""

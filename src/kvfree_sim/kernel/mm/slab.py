@@ -165,7 +165,8 @@ class KmemCache:
         self.allocator = allocator
         self.size = size  # object size
         self.name = f"kmalloc-{size}" if size < 1024 else f"kmalloc-{size // 1024}k"
-        if kmalloc_size(size) is None:
+        self.large = kmalloc_size(size) is None  # kmalloc_large(): the page allocator
+        if self.large:
             self.name = f"kmalloc_large-{size}"
             self.order = get_order(size)
             self.min_order = self.order
@@ -218,6 +219,6 @@ class KmemCache:
         return got
 
     def objs_for_order(self, order: int) -> int:
-        if kmalloc_size(self.size) is None:
+        if self.large:
             return 1
         return min((PAGE_SIZE << order) // self.size, MAX_OBJS_PER_PAGE)
