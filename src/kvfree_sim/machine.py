@@ -197,7 +197,7 @@ class Machine:
         r = self.test.result
         kv = self.kvfree
         mm = k.mm
-        counters = dict(kv.c)
+        counters = kv.c.as_dict()
         slab_pages = sum(c.pages for c in mm.caches.values())
         mmstats: dict[str, Any] = dict(mm.stats)
         mmstats.update(k.vmscan.stats)

@@ -606,7 +606,7 @@ def record_model(args: argparse.Namespace) -> None:
     # The model counts these in segments, not per call: totals only, timed at the last detach.
     last = max(e[0] for e in events if e[1] == DETACH)
     for what, key in ((FILL, "fill_runs"), (DIRECT, "direct_alloc"), (FALLBACK, "head_fallback")):
-        events += [(last, what, 0, 0, 0)] * int(counters.get(key, 0))
+        events += [(last, what, 0, 0, 0)] * counters[key]
     events += [(last, BOOST, 0, 0, 0)] * machine.kernel.mm.stats["pgsteal_boost"]
     events += [(last, OOM, 0, 0, 0)] * machine.kernel.mm.stats["oom"]
     save(args.out, events)

@@ -220,6 +220,51 @@ OTHER_COUNTERS: Final[tuple[str, ...]] = (
 )
 
 
+class Counters:
+    """The machinery's event counters (:data:`CALIBRATION_COUNTERS` and
+    :data:`OTHER_COUNTERS`): fields rather than a dict, so that the compiled
+    build adds to them natively; ``c[name]`` reads and writes one by name."""
+
+    def __init__(self) -> None:
+        self.shrink_count = 0
+        self.shrink_scan = 0
+        self.drained_pages = 0
+        self.fill_runs = 0
+        self.fill_pages = 0
+        self.fill_fail = 0
+        self.worker_hrtimer = 0
+        self.worker_delayed = 0
+        self.cache_hit = 0
+        self.direct_alloc = 0
+        self.direct_alloc_fail = 0
+        self.head_fallback = 0
+        self.inline_kvfree = 0
+        self.calls = 0
+        self.calls_bulk = 0
+        self.calls_list = 0
+        self.scan_freed = 0
+        self.pages_alloc = 0
+        self.pages_free = 0
+        self.recycled_pages = 0
+        self.refill_drained_unused = 0
+        self.monitor_runs = 0
+        self.batches_queued = 0
+        self.kfree_rcu_work_runs = 0
+        self.objects_freed = 0
+        self.pending_gp_attach = 0
+        self.cancelled_refills = 0
+
+    def __getitem__(self, name: str) -> int:
+        value: int = getattr(self, name)
+        return value
+
+    def __setitem__(self, name: str, value: int) -> None:
+        setattr(self, name, value)
+
+    def as_dict(self) -> dict[str, int]:
+        return {n: self[n] for n in CALIBRATION_COUNTERS + OTHER_COUNTERS}
+
+
 class KvfreeRcu:
     """kvfree_rcu() machinery of Linux v5.11."""
 
@@ -247,7 +292,7 @@ class KvfreeRcu:
         self.rcu = kernel.rcu
         self.mm = kernel.mm
         self.checks = checks
-        self.c = dict.fromkeys(CALIBRATION_COUNTERS + OTHER_COUNTERS, 0)
+        self.c = Counters()
         self._scan_deltas: list[tuple[str, int]] = []  # what the last shrinker scan added to c
         self.rcu_min_cached_objs: int = rcutree["rcu_min_cached_objs"]
         self.configure(rcutree)
@@ -288,7 +333,7 @@ class KvfreeRcu:
             return False
         krcp.nr_bkv_objs -= 1
         krcp.bkvcache.pop()
-        self.c["cache_hit"] += 1
+        self.c.cache_hit += 1
         return True
 
     def put_cached_bnode(self, krcp: KfreeRcuCpu, fresh: bool = False) -> bool:
@@ -301,7 +346,7 @@ class KvfreeRcu:
 
     def free_pages(self, n: int, ctx: Cpu) -> None:
         """``n`` free_page() calls from CPU ``ctx``."""
-        self.c["pages_free"] += n
+        self.c.pages_free += n
         self.mm.free_pages(n, 0, OWNER, ctx.id)
         if self.kernel.tracer is not None:
             self.kernel.tracer.mm_page_free(ctx, n)
@@ -315,7 +360,7 @@ class KvfreeRcu:
         return ok
 
     def got_pages(self, task: Task, gfp: int, n: int) -> None:
-        self.c["pages_alloc"] += n
+        self.c.pages_alloc += n
         if self.kernel.tracer is not None:
             self.kernel.tracer.mm_page_alloc(task, n, gfp)
 
@@ -334,7 +379,7 @@ class KvfreeRcu:
         krcp = krwp.krcp
         cpu = worker.cpu
         assert cpu is not None
-        self.c["kfree_rcu_work_runs"] += 1
+        self.c.kfree_rcu_work_runs += 1
         krcp.lock(cpu)
         # Channels 1 and 2.
         bkvhead = list(krwp.bkvhead_free)
@@ -388,14 +433,14 @@ class KvfreeRcu:
             self.checks.free_objects(chain, objects, "bulk page")
             if chain.origin is not None:
                 chain.origin.free(objects, cpu.id)
-            self.c["objects_freed"] += objects
+            self.c.objects_freed += objects
             self.wait.move(FREEING, None, objects)
             self.inflight_pages -= k
             krcp.lock(cpu)
             recycled = 0
             while recycled < k and self.put_cached_bnode(krcp):
                 recycled += 1
-            self.c["recycled_pages"] += recycled
+            self.c.recycled_pages += recycled
             if k > recycled:
                 self.free_pages(k - recycled, cpu)
         return commit
@@ -405,7 +450,7 @@ class KvfreeRcu:
             # kvfree(ptr) for k more objects of this run
             self.checks.free_objects(run, k, "run of rcu_head-list objects")
             run.origin.free(k, cpu.id)
-            self.c["objects_freed"] += k
+            self.c.objects_freed += k
             self.wait.move(FREEING, None, k)
         return commit
 
@@ -456,7 +501,7 @@ class KvfreeRcu:
     def _ride(self, b: BulkChain | None, runs: list[ObjRun] | None = None) -> None:
         """Objects attached to a batch whose rcu_work is already queued ride on
         its (older) grace period: the kernel's use-after-free, fixed by 5da7cb193db3."""
-        self.c["pending_gp_attach"] += 1
+        self.c.pending_gp_attach += 1
         if b is not None:
             b.pending_gp_bug = True
         for r in runs or ():
@@ -464,7 +509,7 @@ class KvfreeRcu:
 
     def queue_batch(self, krwp: KfreeRcuCpuWork, ctx: Cpu) -> None:
         """queue_rcu_work(system_wq, &krwp->rcu_work)."""
-        self.c["batches_queued"] += 1
+        self.c.batches_queued += 1
         self.kernel.queue_rcu_work(ctx, self.system_wq, krwp.rcu_work)
 
     def kfree_rcu_drain_unlock(self, krcp: KfreeRcuCpu, ctx: Cpu) -> None:
@@ -478,7 +523,7 @@ class KvfreeRcu:
 
     def kfree_rcu_monitor(self, krcp: KfreeRcuCpu, ctx: Cpu) -> None:
         """kfree_rcu_monitor(): runs on CPU ``ctx`` with krcp->lock taken."""
-        self.c["monitor_runs"] += 1
+        self.c.monitor_runs += 1
         krcp.lock(ctx)
         if krcp.monitor_todo:
             self.kfree_rcu_drain_unlock(krcp, ctx)
@@ -532,7 +577,7 @@ class KvfreeRcu:
         krcp: KfreeRcuCpu = work.data
         cpu = worker.cpu
         assert cpu is not None
-        self.c["fill_runs"] += 1
+        self.c.fill_runs += 1
         nr_pages = self.fill_nr_pages(krcp)
         want = max(0, min(nr_pages, self.rcu_min_cached_objs - krcp.nr_bkv_objs + 1))
         fast = self.mm.alloc_fast(want, 0, self.fill_gfp, OWNER, cpu.id) if want else 0
@@ -546,11 +591,11 @@ class KvfreeRcu:
             else:
                 ok = yield from self.get_free_page(worker, self.fill_gfp)
             if not ok:
-                self.c["fill_fail"] += 1
+                self.c.fill_fail += 1
                 if self.fill_break_on_failure():
                     break
                 continue
-            self.c["fill_pages"] += 1
+            self.c.fill_pages += 1
             krcp.lock(cpu)
             worker.debt += self.lock_ns
             if not self.put_cached_bnode(krcp, fresh=True):
@@ -571,7 +616,7 @@ class KvfreeRcu:
     def run_page_cache_worker(self, krcp: KfreeRcuCpu) -> None:
         if not krcp.work_in_progress:
             krcp.work_in_progress = True
-            self.c["worker_hrtimer"] += 1
+            self.c.worker_hrtimer += 1
             krcp.hrtimer.start(0)
 
     # -- enqueue: kvfree_call_rcu() ------------------------------------------------
@@ -629,7 +674,7 @@ class KvfreeRcu:
         cpu = task.cpu
         assert cpu is not None
         krcp = self.krc[cpu.id]  # krc_this_cpu_lock()
-        self.c["calls"] += 1
+        self.c.calls += 1
         self.checks.note_queued(1)
         snap = rcu_seq_snap(self.rcu.gp_seq)
         success = yield from self.add_ptr_to_bulk(krcp, task, head, origin)
@@ -640,22 +685,25 @@ class KvfreeRcu:
                 path = "inline"  # Inline if kvfree_rcu(one_arg) call.
             else:
                 self.link_on_list(krcp, 1, origin)
-                self.c["head_fallback"] += 1
+                self.c.head_fallback += 1
                 success = True
                 path = "list"
         if success:
-            self.c["calls_bulk" if path == "bulk" else "calls_list"] += 1
+            if path == "bulk":
+                self.c.calls_bulk += 1
+            else:
+                self.c.calls_list += 1
             self.wait.move(None, IN_KRCP, 1)
             krcp.count += 1
             self.schedule_monitor(krcp, cpu)
         task.debt += (self.call_list_ps if path == "list" else self.call_ps) // 1000
         if not success:
             # Inline kvfree() after synchronize_rcu().
-            self.c["inline_kvfree"] += 1
+            self.c.inline_kvfree += 1
             yield from self.rcu.synchronize_rcu(task)
             self.checks.free_inline(snap)
             origin.free(1, cpu.id)
-            self.c["objects_freed"] += 1
+            self.c.objects_freed += 1
         return path
 
     # -- segments of calls -----------------------------------------------------------
@@ -687,8 +735,8 @@ class KvfreeRcu:
         """``k`` calls that each store a pointer in a bulk page: the current one,
         then pages from the cache as each fills (get_cached_bnode(), attach)."""
         c = self.c
-        c["calls"] += k
-        c["calls_bulk"] += k
+        c.calls += k
+        c.calls_bulk += k
         self.checks.note_queued(k)
         room = krcp.bulk_room()
         if k > room:
@@ -697,7 +745,7 @@ class KvfreeRcu:
             assert krcp.nr_bkv_objs >= pages, "segment planned past the cache"
             krcp.nr_bkv_objs -= pages
             del krcp.bkvcache[-pages:]
-            c["cache_hit"] += pages
+            c.cache_hit += pages
             chain = krcp.bkvhead[0]
             if chain is None:
                 chain = krcp.bkvhead[0] = BulkChain()
@@ -714,9 +762,9 @@ class KvfreeRcu:
 
     def queue_list(self, krcp: KfreeRcuCpu, k: int, origin: "SlabCpu") -> None:
         """``k`` 2-argument calls with no page while a refill is in flight."""
-        self.c["calls"] += k
-        self.c["calls_list"] += k
-        self.c["head_fallback"] += k
+        self.c.calls += k
+        self.c.calls_list += k
+        self.c.head_fallback += k
         self.checks.note_queued(k)
         self.link_on_list(krcp, k, origin)
         self.wait.move(None, IN_KRCP, k)
@@ -726,7 +774,7 @@ class KvfreeRcu:
     # -- shrinker -----------------------------------------------------------------------
 
     def kfree_rcu_shrink_count(self, sc: "ShrinkControl") -> int:
-        self.c["shrink_count"] += 1
+        self.c.shrink_count += 1
         count = 0
         # Snapshot count of all CPUs
         for krcp in self.krc:
@@ -743,14 +791,14 @@ class KvfreeRcu:
         return count
 
     def kfree_rcu_shrink_scan(self, sc: "ShrinkControl") -> int:
-        counters = dict(self.c)
+        before = self.c.as_dict()
         freed = self._shrink_scan(sc)
         # what this call added to the counters, for repeat_scan()
-        self._scan_deltas = [(k, v - counters.get(k, 0)) for k, v in self.c.items() if v != counters.get(k, 0)]
+        self._scan_deltas = [(k, v - before[k]) for k, v in self.c.as_dict().items() if v != before[k]]
         return freed
 
     def _shrink_scan(self, sc: "ShrinkControl") -> int:
-        self.c["shrink_scan"] += 1
+        self.c.shrink_scan += 1
         freed = 0
         ctx = sc.cpu
         per_cpu_ns = self.lock_ns + self.per_cpu_ns
@@ -766,7 +814,7 @@ class KvfreeRcu:
             freed += count
             if sc.nr_to_scan == 0:
                 break
-        self.c["scan_freed"] += freed
+        self.c.scan_freed += freed
         return SHRINK_STOP if freed == 0 else freed
 
     def scan_state(self) -> tuple[object, ...]:
@@ -803,9 +851,9 @@ class KvfreeRcu:
             return 0
         pages, krcp.bkvcache = krcp.bkvcache, []
         krcp.nr_bkv_objs = 0
-        self.c["refill_drained_unused"] += sum(pages)
+        self.c.refill_drained_unused += sum(pages)
         self.free_pages(len(pages), ctx)
-        self.c["drained_pages"] += len(pages)
+        self.c.drained_pages += len(pages)
         return len(pages)
 
     # -- init --------------------------------------------------------------------------------

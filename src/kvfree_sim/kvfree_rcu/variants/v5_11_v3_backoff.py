@@ -40,12 +40,12 @@ class V5_11_V3_Backoff(V5_11_V3):
             krcp.work_in_progress = True
             if self.backoff_page_cache_fill:
                 assert isinstance(krcp.page_cache_work, DelayedWork)
-                self.c["worker_delayed"] += 1
+                self.c.worker_delayed += 1
                 self.system_highpri_wq.queue_delayed_work_on(
                     krcp.cpu, krcp.page_cache_work, self.kernel.clock.hz)
                 self.backoff_page_cache_fill = False
             else:
-                self.c["worker_hrtimer"] += 1
+                self.c.worker_hrtimer += 1
                 krcp.hrtimer.start(0)
 
     def scan_state_extra(self) -> tuple[object, ...]:

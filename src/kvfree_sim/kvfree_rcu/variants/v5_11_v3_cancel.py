@@ -45,7 +45,7 @@ class V5_11_V3_Cancel(V5_11_V3):
         count = super().shrink_count_cpu(krcp, sc)
         if krcp.hrtimer.cancel(sc.cpu) | cancel_work(krcp.page_cache_work):
             self.refill_cancelled[krcp.cpu.id] = True
-            self.c["cancelled_refills"] += 1
+            self.c.cancelled_refills += 1
         return count
 
     def scan_state_extra(self) -> tuple[object, ...]:
@@ -55,6 +55,6 @@ class V5_11_V3_Cancel(V5_11_V3):
         freed = super().scan_drain(krcp, ctx)
         if self.refill_cancelled[krcp.cpu.id]:
             self.refill_cancelled[krcp.cpu.id] = False
-            self.c["worker_hrtimer"] += 1
+            self.c.worker_hrtimer += 1
             krcp.hrtimer.start(0)  # recover the timer
         return freed

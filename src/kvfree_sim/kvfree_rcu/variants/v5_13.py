@@ -46,7 +46,10 @@ class V5_13(V5_11):
             if not got and not head:
                 # krc_this_cpu_unlock(); __get_free_page(); krc_this_cpu_lock()
                 got = yield from self.get_free_page(task, INLINE_GFP)
-                self.c["direct_alloc" if got else "direct_alloc_fail"] += 1
+                if got:
+                    self.c.direct_alloc += 1
+                else:
+                    self.c.direct_alloc_fail += 1
             if not got:
                 return False
             self.attach_bnode(krcp, idx)

@@ -49,11 +49,11 @@ class V5_14(V5_13):
             krcp.work_in_progress = True
             if krcp.backoff_page_cache_fill:
                 assert isinstance(krcp.page_cache_work, DelayedWork)
-                self.c["worker_delayed"] += 1
+                self.c.worker_delayed += 1
                 delay = self.kernel.clock.msecs_to_jiffies(self.rcu_delay_page_cache_fill_msec)
                 self.system_wq.queue_delayed_work_on(krcp.cpu, krcp.page_cache_work, delay)
             else:
-                self.c["worker_hrtimer"] += 1
+                self.c.worker_hrtimer += 1
                 krcp.hrtimer.start(0)
 
     def shrink_count_cpu(self, krcp: KfreeRcuCpu, sc: "ShrinkControl") -> int:
@@ -69,7 +69,7 @@ class V5_14(V5_13):
 
     def kfree_rcu_monitor(self, krcp: KfreeRcuCpu, ctx: Cpu) -> None:
         """kfree_rcu_monitor() after "Refactor kfree_rcu_monitor()"."""
-        self.c["monitor_runs"] += 1
+        self.c.monitor_runs += 1
         krcp.lock(ctx)
         # Attempt to start a new batch.
         for krwp in krcp.krw_arr:

@@ -68,7 +68,7 @@ class V6_1(V5_14):
         self.system_wq.queue_delayed_work_on(ctx, dw, delay)
 
     def kfree_rcu_monitor(self, krcp: KfreeRcuCpu, ctx: Cpu) -> None:
-        self.c["monitor_runs"] += 1
+        self.c.monitor_runs += 1
         krcp.lock(ctx)
         # Attempt to start a new batch.
         for krwp in krcp.krw_arr:

@@ -35,7 +35,7 @@ class V6_1_V3(V6_1):
     def run_page_cache_worker(self, krcp: KfreeRcuCpu) -> None:
         if not krcp.work_in_progress:
             krcp.work_in_progress = True
-            self.c["worker_hrtimer"] += 1
+            self.c.worker_hrtimer += 1
             krcp.hrtimer.start(0)
 
     def shrink_count_cpu(self, krcp: KfreeRcuCpu, sc: "ShrinkControl") -> int:
