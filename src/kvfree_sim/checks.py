@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .core.sim import StopSimulation
 from .kernel.rcu import rcu_seq_done
+from .kvfree_rcu.tree import BulkChain, ObjRun
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -54,11 +55,11 @@ class Invariants:
     def note_queued(self, n: int) -> None:
         self.queued += n
 
-    def free_objects(self, group: Any, n: int, what: str) -> None:
+    def free_objects(self, group: BulkChain | ObjRun, n: int, what: str) -> None:
         """``n`` objects of a bulk page or list run are freed now."""
         if n <= 0:
             return
-        total = group.nr_records if hasattr(group, "nr_records") else group.n
+        total = group.nr_records if isinstance(group, BulkChain) else group.n
         if group.freed + n > total:
             raise InvariantViolation(
                 "object freed twice",

@@ -31,7 +31,7 @@ def test_compute_real():
 def test_doubles_before_single_is_geometric_with_half():
     """torture_random() & 0x800: each call is the 1-argument form with probability 1/2."""
     rng = random.Random(7)
-    draws = [doubles_before_single(rng) for _ in range(20000)]
+    draws = [doubles_before_single(rng.getrandbits) for _ in range(20000)]
     mean = sum(draws) / len(draws)
     assert 0.95 < mean < 1.05  # E = (1-p)/p = 1
     assert abs(draws.count(0) / len(draws) - 0.5) < 0.02

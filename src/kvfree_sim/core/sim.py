@@ -13,7 +13,7 @@ The core knows nothing of the kernel.
 
 from __future__ import annotations
 
-import heapq
+from heapq import heappop, heappush
 from typing import Any, Callable, Final
 
 #: Event priorities at the same instant: hard interrupts before softirqs
@@ -73,7 +73,7 @@ class Simulator:
             raise ValueError(f"event scheduled in the past: {time} < {self.now}")
         self._seq += 1
         ev = Event(time, prio, self._seq, fn, arg)
-        heapq.heappush(self._heap, ev)
+        heappush(self._heap, ev)
         return ev
 
     def scheduled(self) -> int:
@@ -102,7 +102,7 @@ class Simulator:
         """The next live event (dropping cancelled ones on the way), or None."""
         heap = self._heap
         while heap and heap[0].fn is None:
-            heapq.heappop(heap)
+            heappop(heap)
         return heap[0] if heap else None
 
     def peek(self) -> int | None:
@@ -121,7 +121,7 @@ class Simulator:
         leaves it at the event that stopped).
         """
         heap = self._heap
-        pop = heapq.heappop
+        pop = heappop
         n = 0
         self._stop = False
         try:

@@ -52,11 +52,12 @@ def compute_real(n: int, ncpus: int) -> int:
     return max(1, ncpus + 1 + n)
 
 
-def doubles_before_single(rng: random.Random) -> int:
-    """How many 2-argument calls come before the next 1-argument one (P = 1/2 each)."""
+def doubles_before_single(getrandbits: Callable[[int], int]) -> int:
+    """How many 2-argument calls come before the next 1-argument one (P = 1/2 each),
+    from ``getrandbits`` (a ``random.Random``'s, bound once by the caller)."""
     n = 0
     while True:
-        bits = rng.getrandbits(32)
+        bits = getrandbits(32)
         if bits != 0xFFFFFFFF:
             return n + ((~bits) & (bits + 1)).bit_length() - 1
         n += 32
@@ -148,12 +149,12 @@ class KfreeScaleTest:
 
     # -- the thread body ---------------------------------------------------------
 
-    def _next_doubles(self, rng: random.Random) -> int:
+    def _next_doubles(self, getrandbits: Callable[[int], int]) -> int:
         if self.mode == "double":
             return ALL_DOUBLE
         if self.mode == "single":
             return 0
-        return doubles_before_single(rng)
+        return doubles_before_single(getrandbits)
 
     def kfree_scale_thread(self, task: Task, me: int) -> Generator[Any, Any, None]:
         kernel = self.kernel
@@ -247,7 +248,7 @@ class CallStream(Chunk):
     time for them is granted.  One per thread, planned again for each segment.
     """
 
-    __slots__ = ("test", "kv", "krcp", "slab", "rng", "doubles_ahead", "n", "unit_ps", "to_list",
+    __slots__ = ("test", "kv", "krcp", "slab", "getrandbits", "doubles_ahead", "n", "unit_ps", "to_list",
                  "head_ps", "spent_ps", "done")
 
     def __init__(self, test: KfreeScaleTest, krcp: Any, slab: "SlabCpu", rng: random.Random) -> None:
@@ -256,9 +257,9 @@ class CallStream(Chunk):
         self.kv = test.kv
         self.krcp = krcp
         self.slab = slab
-        self.rng = rng
+        self.getrandbits: Callable[[int], int] = rng.getrandbits
         # how many 2-argument calls come before the next 1-argument one
-        self.doubles_ahead = test._next_doubles(rng)
+        self.doubles_ahead = test._next_doubles(self.getrandbits)
         self.n = self.unit_ps = self.head_ps = self.spent_ps = self.done = 0
         self.to_list = False
 
@@ -309,4 +310,4 @@ class CallStream(Chunk):
         if k <= self.doubles_ahead:
             self.doubles_ahead -= k
         else:
-            self.doubles_ahead = self.test._next_doubles(self.rng)
+            self.doubles_ahead = self.test._next_doubles(self.getrandbits)
