@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from kvfree_sim.kernel.rcu import rcu_seq_snap
-from kvfree_sim.kvfree_rcu.tree import KFREE_N_BATCHES, KVFREE_BULK_MAX_ENTR
+from kvfree_sim.kvfree_rcu.tree import (CALIBRATION_COUNTERS, KFREE_N_BATCHES, KVFREE_BULK_MAX_ENTR, OTHER_COUNTERS,
+                                        Counters)
 
 from kvtest import MSEC, caller, fill_cache, machine, run_for, shrink
 
@@ -179,3 +180,16 @@ def test_wait_clock_follows_every_object_from_queue_to_free():
     assert 20 * MSEC <= w["krcp_ns"] <= 22 * MSEC
     assert w["gp_ns"] >= min(m.kernel.rcu.gp_durations)
     assert 0 < w["freeing_ns"] < 1 * MSEC
+
+
+def test_the_counters_are_exactly_the_named_ones():
+    """Counters keeps one field per name of CALIBRATION_COUNTERS + OTHER_COUNTERS, no more,
+    and ``c[name]`` reads and writes the same field as ``c.name``."""
+    c = Counters()
+    names = CALIBRATION_COUNTERS + OTHER_COUNTERS
+    assert list(c.as_dict()) == list(names) and not any(c.as_dict().values())
+    if hasattr(c, "__dict__"):  # the pure-Python build: no field beyond the names
+        assert set(vars(c)) == set(names)
+    c["fill_runs"] += 3
+    c.fill_runs += 1
+    assert c.fill_runs == c["fill_runs"] == 4
