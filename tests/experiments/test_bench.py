@@ -40,6 +40,15 @@ def test_bench_json_runs_the_chosen_case_in_a_fresh_process(capsys) -> None:
     assert "model build:" in data["machine"]
 
 
+def test_bench_all_variants_runs_the_case_with_each(capsys) -> None:
+    from kvfree_sim.kvfree_rcu.variants import VARIANTS
+
+    assert main(["bench", "--case", "small", "--scale", "0.01", "--variants", "all", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [r["variant"] for r in rows] == list(VARIANTS)
+    assert all(r["outcome"] == "completed" for r in rows)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["bench", "--scale", "0"], "--scale must be positive"),
     (["bench", "--case", "nope"], "no bench case matches"),

@@ -112,14 +112,14 @@ def machine_line() -> str:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from ..config import ConfigError
-    from ..kvfree_rcu.variants import get_variant
+    from ..kvfree_rcu.variants import VARIANTS, get_variant
 
     if not args.scale > 0:
         raise ConfigError(f"--scale must be positive, not {args.scale}")
     cases = CASES if not args.case else [c for c in CASES if any(k in c.name for k in args.case)]
     if not cases:
         raise ConfigError(f"no bench case matches {args.case}")
-    variants = args.variants.split(",") if args.variants else None
+    variants = list(VARIANTS) if args.variants == "all" else args.variants.split(",") if args.variants else None
     for v in variants or ():
         get_variant(v)
     rows: list[BenchRow] = []
@@ -142,7 +142,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--json", action="store_true")
     p.add_argument("--scale", type=float, default=1.0,
                    help="scale every case's kfree_loops (e.g. 0.1 for a quick look; default 1)")
-    p.add_argument("--variants", default=None, help="comma-separated variants to run each case with")
+    p.add_argument("--variants", default=None,
+                   help="comma-separated variants to run each case with, or 'all' (default: each case's own)")
     p.add_argument("--case", action="append", default=None, help="run only cases whose name contains this")
     p.add_argument("--profile", default=None)
     p.set_defaults(func=cmd_bench)
