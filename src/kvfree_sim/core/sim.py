@@ -58,11 +58,13 @@ class StopSimulation(Exception):
 class Simulator:
     """A deterministic discrete-event loop with an integer ns clock."""
 
-    __slots__ = ("now", "_heap", "_seq", "events", "_stop")
+    __slots__ = ("now", "_heap", "_push", "_seq", "events", "_stop")
 
     def __init__(self) -> None:
         self.now: int = 0
         self._heap: list[Event] = []
+        # heappush as a field: the compiled build then looks no global up per event
+        self._push: Callable[[list[Event], Event], None] = heappush
         self._seq: int = 0
         self.events: int = 0  # events executed so far
         self._stop: bool = False
@@ -73,7 +75,7 @@ class Simulator:
             raise ValueError(f"event scheduled in the past: {time} < {self.now}")
         self._seq += 1
         ev = Event(time, prio, self._seq, fn, arg)
-        heappush(self._heap, ev)
+        self._push(self._heap, ev)
         return ev
 
     def scheduled(self) -> int:

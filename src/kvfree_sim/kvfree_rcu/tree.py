@@ -92,7 +92,9 @@ class ObjRun:
 
 
 #: where a queued object waits (WaitClock stages)
-IN_KRCP, DETACHED, FREEING = 0, 1, 2
+IN_KRCP: Final = 0
+DETACHED: Final = 1
+FREEING: Final = 2
 
 
 class WaitClock:

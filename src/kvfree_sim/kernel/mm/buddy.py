@@ -33,7 +33,9 @@ from __future__ import annotations
 from typing import Callable, Final
 
 MAX_ORDER: Final = 11  # orders 0..10 (include/linux/mmzone.h, 6.1)
-MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE = 0, 1, 2
+MIGRATE_UNMOVABLE: Final = 0
+MIGRATE_MOVABLE: Final = 1
+MIGRATE_RECLAIMABLE: Final = 2
 MIGRATE_PCPTYPES: Final = 3
 # fallbacks[]: the types an allocation may steal from, in order
 FALLBACKS: Final = ((MIGRATE_RECLAIMABLE, MIGRATE_MOVABLE), (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE),

@@ -62,7 +62,9 @@ PAGE_ALLOC_COSTLY_ORDER: Final = 3
 WATERMARK_SCALE_FACTOR: Final = 10  # vm.watermark_scale_factor default
 WATERMARK_BOOST_FACTOR: Final = 15000  # vm.watermark_boost_factor default
 
-WMARK_MIN, WMARK_LOW, WMARK_HIGH = 0, 1, 2
+WMARK_MIN: Final = 0
+WMARK_LOW: Final = 1
+WMARK_HIGH: Final = 2
 ALLOC_WMARK_MASK: Final = 0x03
 ALLOC_NO_WATERMARKS: Final = 0x04
 ALLOC_OOM: Final = 0x08
@@ -73,7 +75,9 @@ ALLOC_MIN_RESERVE: Final = ALLOC_HIGH
 ALLOC_CPUSET: Final = 0x40
 ALLOC_KSWAPD: Final = 0x800  # == __GFP_KSWAPD_RECLAIM
 
-ZONE_DMA, ZONE_DMA32, ZONE_NORMAL = 0, 1, 2
+ZONE_DMA: Final = 0
+ZONE_DMA32: Final = 1
+ZONE_NORMAL: Final = 2
 ZONE_NAMES: Final = ("DMA", "DMA32", "Normal")
 # sysctl_lowmem_reserve_ratio (v5.11): DMA 256, DMA32 256, Normal 32
 LOWMEM_RESERVE_RATIO: Final = (256, 256, 32)
