@@ -119,7 +119,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     cases = CASES if not args.case else [c for c in CASES if any(k in c.name for k in args.case)]
     if not cases:
         raise ConfigError(f"no bench case matches {args.case}")
-    variants = list(VARIANTS) if args.variants == "all" else args.variants.split(",") if args.variants else None
+    variants: list[str] | None = None
+    if args.variants == "all":
+        variants = list(VARIANTS)
+    elif args.variants:
+        variants = args.variants.split(",")
     for v in variants or ():
         get_variant(v)
     rows: list[BenchRow] = []

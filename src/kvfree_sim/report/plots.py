@@ -61,11 +61,11 @@ def same_as_earlier(series: Mapping[str, Any]) -> dict[str, str]:
     firsts: list[tuple[str, Any]] = []
     same: dict[str, str] = {}
     for v, data in series.items():
-        match = next((u for u, d in firsts if d == data), None)
-        if match is None:
+        first = next((u for u, d in firsts if d == data), None)
+        if first is None:
             firsts.append((v, data))
         else:
-            same[v] = match
+            same[v] = first
     return same
 
 
