@@ -90,6 +90,8 @@ from __future__ import annotations
 import argparse
 import bisect
 import gzip
+import math
+import random
 import re
 import statistics
 import struct
@@ -704,6 +706,89 @@ def _logging_area(base: type, z: Any, mm: Any, log: Any, census: Any) -> type:
     return Logging
 
 
+# -- how fast each vCPU runs, over time (the profile's vcpu_speed_sd, vcpu_speed_tau_ns) --------------
+
+SPEED_WINDOW_MS = 50
+SPEED_LAGS = (1, 2, 3, 5, 8, 10, 15, 20)  # in windows
+
+
+def speed_series(events: list[Event], window_ms: int = SPEED_WINDOW_MS) -> list[list[float]]:
+    """Per vCPU, log(objects its krcp detached per ms) in windows of ``window_ms``, from
+    0.75 s after the test's first detach (the threads are all running) to 0.5 s before
+    the first vCPU's threads are done (after that one vCPU runs alone)."""
+    det = [e for e in events if e[1] == DETACH]
+    t0 = det[0][0]
+    w = window_ms * 1_000_000
+    cpus = sorted({e[3] for e in det})
+    end = min(max(e[0] for e in det if e[3] == c) for c in cpus) - t0
+    windows = range(int(750_000_000 // w), int((end - 500_000_000) // w))
+    out = []
+    for c in cpus:
+        objs: dict[int, int] = defaultdict(int)
+        for e in det:
+            if e[3] == c:
+                objs[(e[0] - t0) // w] += e[4] & 0xFFFFFFFF
+        out.append([math.log(max(objs[k], 1) / window_ms) for k in windows])
+    return out
+
+
+def speed_stats(series: list[list[float]], lags: tuple[int, ...] = SPEED_LAGS) -> tuple[float, list[float]]:
+    """The pooled standard deviation of the series about their own means, and their pooled
+    autocorrelation at ``lags``."""
+    centred = [[v - statistics.fmean(x) for v in x] for x in series]
+    n = sum(len(x) for x in centred)
+    var = sum(v * v for x in centred for v in x) / n
+    acf = []
+    for lag in lags:
+        pairs = [(x[i], x[i + lag]) for x in centred for i in range(len(x) - lag)]
+        acf.append(sum(a * b for a, b in pairs) / len(pairs) / var)
+    return math.sqrt(var), acf
+
+
+def simulate_speed(sd: float, tau_s: float, lengths: list[int], noise: float, seed: int,
+                   window_ms: int = SPEED_WINDOW_MS) -> list[list[float]]:
+    """Series like speed_series()'s from a vCPU whose log speed is an Ornstein-Uhlenbeck process
+    (host.VcpuSpeed) sampled once a window, plus the model's own window-to-window noise."""
+    rng = random.Random(seed)
+    a = math.exp(-window_ms / 1000 / tau_s)
+    out = []
+    for n in lengths:
+        x = rng.gauss(0.0, sd)
+        s = []
+        for _ in range(n):
+            s.append(x + rng.gauss(0.0, noise))
+            x = a * x + sd * math.sqrt(1 - a * a) * rng.gauss(0.0, 1.0)
+        out.append(s)
+    return out
+
+
+def fit_speed(rings: list[Path], model_rings: list[Path], reps: int = 8) -> None:
+    """Measure vcpu_speed_sd and vcpu_speed_tau_ns: the Ornstein-Uhlenbeck law whose series,
+    measured as the kernel's are (same lengths, same estimator, the model's own noise from
+    ``model_rings`` of a run with no speed variation), best match the kernel's standard
+    deviation and autocorrelations (simulated moments, seeded)."""
+    series = [x for p in rings for x in speed_series(load(p))]
+    sd, acf = speed_stats(series)
+    noise, _ = speed_stats([x for p in model_rings for x in speed_series(load(p))])
+    lags_s = ", ".join(f"{lag * SPEED_WINDOW_MS / 1000:.2f}" for lag in SPEED_LAGS)
+    print(f"{len(rings)} rings, {len(series)} vCPU series, {sum(map(len, series))} windows of {SPEED_WINDOW_MS} ms")
+    print(f"kernel: sd of log rate {sd:.3f}; autocorrelation at {lags_s} s: " + " ".join(f"{v:.2f}" for v in acf))
+    print(f"model with no speed variation: sd {noise:.3f} (its own noise)")
+    lengths = [len(x) for x in series]
+    best: tuple[float, float, float] | None = None
+    for tau in [0.2 + 0.1 * i for i in range(14)]:
+        for sim_sd in [0.16 + 0.02 * i for i in range(12)]:
+            stats = [speed_stats(simulate_speed(sim_sd, tau, lengths, noise, seed)) for seed in range(reps)]
+            m_sd = statistics.fmean(s for s, _ in stats)
+            m_acf = [statistics.fmean(a[i] for _, a in stats) for i in range(len(SPEED_LAGS))]
+            err = ((m_sd - sd) / sd) ** 2 + sum((u - v) ** 2 for u, v in zip(m_acf, acf))
+            if best is None or err < best[0]:
+                best = (err, sim_sd, tau)
+    assert best is not None
+    print(f"best Ornstein-Uhlenbeck law: vcpu_speed_sd {best[1]:.2f}, vcpu_speed_tau_ns {best[2] * 1e9:.3g} "
+          f"(squared error {best[0]:.4f}, {reps} simulations per point)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -718,6 +803,10 @@ def main() -> None:
     r.add_argument("--system-map", type=Path, required=True, help="the kernel's System.map")
     r.add_argument("--depth", type=int, default=3, help="caller frames to group by")
     r.add_argument("--all", action="store_true", help="also every request with its stack")
+    v = sub.add_parser("speed", help="how fast each vCPU runs over time: the profile's vcpu_speed_*")
+    v.add_argument("rings", nargs="+", type=Path, help="kernel rings of completed runs with no reclaim")
+    v.add_argument("--model", nargs="+", type=Path, required=True,
+                   help="model rings ('ring.py model') of the same runs with vcpu_speed_sd 0: the noise floor")
     m = sub.add_parser("model", help="record the model's ring (needs kvfree_sim importable)")
     m.add_argument("--variant", default="v6.1")
     m.add_argument("--cpus", type=int, default=2)
@@ -734,6 +823,8 @@ def main() -> None:
     elif args.cmd == "census":
         for path in args.rings:
             print_census(path, every=args.all, blocks=args.blocks)
+    elif args.cmd == "speed":
+        fit_speed(args.rings, args.model)
     elif args.cmd == "reclaimable":
         for path in args.rings:
             print_reclaimable(path, args.system_map, depth=args.depth, every=args.all)

@@ -73,6 +73,9 @@ COSTS: dict[str, str] = {
     "vcpu_stall_per_s": "times per second a vCPU stalls for long (Poisson): the hypervisor under a host that is "
                         "itself a virtual machine deschedules it; 0 on a host that is not",
     "vcpu_stall_ns": "mean length of such a stall (exponential); the vCPU runs nothing",
+    "vcpu_speed_sd": "standard deviation of the log of a vCPU's speed as the host runs it, varying within a run "
+                     "(kvfree_sim.kernel.host.VcpuSpeed); 0: every vCPU at the profile's speed throughout",
+    "vcpu_speed_tau_ns": "time constant of those variations (ns): how long a vCPU stays faster or slower",
     "boot_speed_sd": "spread of the host's speed from boot to boot: each run's guest CPU costs "
                      "(GUEST_CPU_COSTS) are scaled by one factor exp(N(0, sd)) drawn from its seed; 0: none",
     "timer_irq_latency_ns": "mean (exponential) delay from a guest hrtimer's expiry to its interrupt on the vCPU: "

@@ -34,7 +34,9 @@ scale factor applied to the starting profile's values (see :data:`GROUPS`):
   on its way (``head_fallback`` per ``fill_runs``).
 
 The law of the pause lengths (``vcpu_steal_shape``) is kept from the starting
-profile (:data:`UNSCALED`): fit under each law and compare the objectives.
+profile (:data:`UNSCALED`): fit under each law and compare the objectives.  So
+are the speed spreads (``boot_speed_sd``, ``vcpu_speed_sd``,
+``vcpu_speed_tau_ns``): they are measured, not fitted.
 
 A group whose costs are all zero in the starting profile (no steal on a
 dedicated host) is left out: a factor cannot change it.
@@ -107,8 +109,10 @@ from .validate import (
 
 #: COSTS entries no factor may touch: the law of the pause lengths is a choice
 #: (0 or alpha > 1), not a cost; fit the rate and length under each law instead;
-#: the boot-to-boot speed spread is read off the data's completion times, not fitted
-UNSCALED: tuple[str, ...] = ("vcpu_steal_shape", "boot_speed_sd")
+#: the boot-to-boot speed spread is read off the data's completion times, and the
+#: within-run speed variation off the kernel's event rings (tools/qemu-rcuscale/ring.py
+#: speed), not fitted
+UNSCALED: tuple[str, ...] = ("vcpu_steal_shape", "boot_speed_sd", "vcpu_speed_sd", "vcpu_speed_tau_ns")
 #: objective weights per metric (see the module doc)
 WEIGHTS: dict[str, float] = {"time_s": 2.0, "batches": 1.0, "oom_share": 1.0, **{c: 0.2 for c in TARGET_COUNTERS},
                              "shrink_count": 0.2}

@@ -15,13 +15,16 @@ host core, and nothing runs on it meanwhile (not even its tick):
 A paused vCPU holds up every grace period (it reports no quiescent state)
 while the vCPUs that run keep allocating.
 
-And one thing delays a vCPU's timer interrupts while it runs on:
-:class:`TimerIrqLatency` (profile cost ``timer_irq_latency_ns``).
+And two things change how a vCPU runs while it runs: :class:`VcpuSpeed`, how
+fast (profile costs ``vcpu_speed_sd``, ``vcpu_speed_tau_ns``), and
+:class:`TimerIrqLatency`, how late its timer interrupts come (profile cost
+``timer_irq_latency_ns``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Final
 
 from ..core.rng import exponential_ns, pareto_ns
 from ..core.sim import PRIO_HARDIRQ
@@ -32,8 +35,9 @@ if TYPE_CHECKING:
 
 
 def start_host(kernel: "Kernel") -> None:
-    """What the profile says the host does: steal, and shared cores if there are fewer."""
+    """What the profile says the host does: steal, speed that varies, and shared cores if there are fewer."""
     start_vcpu_steal(kernel)
+    VcpuSpeed.start(kernel)
     layout = kernel.profile.layout
     cores, slice_ns = int(layout["host_cpus"]), int(layout["host_slice_ns"])
     if HostCores.needed(len(kernel.cpus), cores, slice_ns):
@@ -106,6 +110,54 @@ class HostCores:
                 cpu.steal(wait)
         self.order = [c for c in self.order if c not in running] + running
         self.kernel.sim.at(end, self._host_tick, None, PRIO_HARDIRQ)
+
+
+#: how often a vCPU's speed is redrawn: short against any time constant the profiles measure
+SPEED_STEP_NS: Final = 10_000_000
+
+
+class VcpuSpeed:
+    """How fast the host runs one vCPU, varying as the run goes on.
+
+    Under QEMU TCG a vCPU thread's guest instructions per second drift over
+    tenths of a second to seconds, each vCPU on its own, even while the thread
+    keeps its host core (the kernel's event rings of data/qemu-tcg-here-2026-11-26,
+    NOTES item 17: allocation and kfree_rcu_work() on a vCPU speed up and slow
+    down together, by a factor up to 2, where the host's scheduler shows the
+    thread off its core 2-10% of the time).  The log of the speed is an
+    Ornstein-Uhlenbeck process with the profile's standard deviation
+    ``vcpu_speed_sd`` and time constant ``vcpu_speed_tau_ns``, normalised to a
+    mean speed of 1, drawn from the vCPU's own random stream and updated every
+    ``SPEED_STEP_NS`` exactly (``x' = a x + sd sqrt(1 - a^2) N(0, 1)``, ``a =
+    exp(-step / tau)``).  Every cost the vCPU runs (tasks, interrupts, context
+    switches) takes ``cost / speed`` ns (:meth:`Cpu.set_speed`).  A profile with
+    ``vcpu_speed_sd`` 0 runs every vCPU at speed 1 (hardware).
+    """
+
+    __slots__ = ("kernel", "cpu", "rng", "sd", "a", "x")
+
+    @staticmethod
+    def start(kernel: "Kernel") -> None:
+        costs = kernel.profile.costs
+        sd, tau = costs["vcpu_speed_sd"], costs["vcpu_speed_tau_ns"]
+        if sd > 0 and tau > 0:
+            for cpu in kernel.cpus:
+                VcpuSpeed(kernel, cpu, sd, tau).step(None)
+
+    def __init__(self, kernel: "Kernel", cpu: "Cpu", sd: float, tau: float) -> None:
+        self.kernel = kernel
+        self.cpu = cpu
+        self.rng = kernel.rng.stream(f"vcpu-speed/{cpu.id}")
+        self.sd = sd
+        self.a = math.exp(-SPEED_STEP_NS / tau)
+        self.x = self.rng.gauss(0.0, sd)  # the stationary law from the start
+
+    def step(self, _: object) -> None:
+        """Set the vCPU's speed for the next step, and draw the one after."""
+        sd = self.sd
+        self.cpu.set_speed(math.exp(self.x - sd * sd / 2))
+        self.x = self.a * self.x + sd * math.sqrt(1 - self.a * self.a) * self.rng.gauss(0.0, 1.0)
+        self.kernel.sim.at(self.kernel.sim.now + SPEED_STEP_NS, self.step, None, PRIO_HARDIRQ)
 
 
 class TimerIrqLatency:

@@ -256,7 +256,7 @@ class Cpu:
         "burst_ev", "run_start", "in_resume", "need_resched", "tick_ev",
         "dynticks", "idle_since", "idle_time", "tracer", "deferred",
         "resume_ev", "ctx_switch_ns", "irq_ns", "softirq_ns", "context", "curr_since",
-        "paused_until", "steal_ns", "burst_end_cb", "tick_offset", "nr_switches",
+        "paused_until", "steal_ns", "burst_end_cb", "tick_offset", "nr_switches", "speed",
     )
 
     def __init__(self, kernel: "Kernel", cpu_id: int) -> None:
@@ -287,6 +287,8 @@ class Cpu:
         self.nr_switches = 0  # __schedule() calls: each is a quiescent state (rcu_note_context_switch())
         self.paused_until = 0  # the host has descheduled this vCPU until then
         self.steal_ns = 0
+        # how fast the host runs this vCPU now: ns of the profile's costs done per ns (host.VcpuSpeed)
+        self.speed = 1.0
         # this CPU's ticks come this long after the jiffy grid (profile layout vcpu_tick_phase_ns)
         tick_ns = kernel.clock.tick_ns
         self.tick_offset = cpu_id * int(kernel.profile.layout["vcpu_tick_phase_ns"]) % tick_ns
@@ -313,12 +315,30 @@ class Cpu:
         if curr is None:
             return False
         chunk = curr.chunk
-        return curr.irqs_off or (chunk is not None and chunk.irqs_off_after(max(0, self.sim.now - self.run_start)))
+        return curr.irqs_off or (chunk is not None and chunk.irqs_off_after(self.work(max(0, self.sim.now - self.run_start))))
 
     def next_tick(self, t: int) -> int:
         """This CPU's first tick strictly after ``t``."""
         off = self.tick_offset
         return self.kernel.clock.next_tick(t - off) + off
+
+    def work(self, wall: int) -> int:
+        """The costs' ns this vCPU gets done in ``wall`` ns at its current speed."""
+        speed = self.speed
+        return wall if speed == 1.0 else int(wall * speed + 0.5)
+
+    def wall(self, work: int) -> int:
+        """The ns it takes this vCPU at its current speed to do ``work`` ns of the costs."""
+        speed = self.speed
+        return work if speed == 1.0 else -int(-work // speed)
+
+    def set_speed(self, speed: float) -> None:
+        """The host now runs this vCPU at ``speed``: what ran so far counts at the old
+        speed, curr's burst ends when its remaining work is done at the new one."""
+        self._account()
+        self.speed = speed
+        if self.burst_ev is not None:
+            self._arm_burst_end()
 
     # -- CFS arithmetic -----------------------------------------------------
 
@@ -377,13 +397,14 @@ class Cpu:
         self.run_start = now
         curr.sum_exec += ran
         curr.vruntime += ran * NICE_0_LOAD // curr.weight
+        done = ran if self.speed == 1.0 else self.work(ran)
         chunk = curr.chunk
         if chunk is not None:
-            if ran > chunk.remaining:
-                ran = chunk.remaining
-            chunk.advance(ran)
+            if done > chunk.remaining:
+                done = chunk.remaining
+            chunk.advance(done)
         elif curr.burst > 0:
-            curr.burst -= min(ran, curr.burst)
+            curr.burst -= min(done, curr.burst)
         self._update_min_vruntime()
         return ran
 
@@ -392,6 +413,8 @@ class Cpu:
         assert curr is not None
         Simulator.cancel(self.burst_ev)
         left = curr.chunk.remaining if curr.chunk is not None else curr.burst
+        if self.speed != 1.0:
+            left = self.wall(left)
         self.burst_ev = self.sim.at(max(self.run_start, self.sim.now) + left, self.burst_end_cb, None, PRIO_NORMAL)
         if self.rq:
             self._maybe_tick()
@@ -526,7 +549,7 @@ class Cpu:
             return
         if prev is None:
             self._exit_idle()
-        self.run_start = max(self.run_start, self.sim.now) + self.ctx_switch_ns
+        self.run_start = max(self.run_start, self.sim.now) + self.wall(self.ctx_switch_ns)
         self._start_curr()
 
     def _preempt(self) -> None:
@@ -717,12 +740,15 @@ class Cpu:
         now = self.sim.now
         self.paused_until = max(self.paused_until, now) + ns
         self.steal_ns += ns
-        self.charge(ns)
+        self._busy(ns)
 
     def charge(self, ns: int) -> None:
         """Take ``ns`` of CPU time from whatever this CPU runs (interrupt work)."""
-        if ns <= 0:
-            return
+        if ns > 0:
+            self._busy(self.wall(ns))
+
+    def _busy(self, ns: int) -> None:
+        """The next ``ns`` of wall time go to something other than curr."""
         curr = self.curr
         if curr is None or self.in_resume:
             self.run_start = max(self.run_start, self.sim.now) + ns

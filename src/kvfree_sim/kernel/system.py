@@ -180,7 +180,10 @@ class Kernel:
         spin_and_write = self.console_busy_until - now
         if spin_and_write > 0:
             task.preempt_off = True
-            yield spin_and_write
+            # The serial port's time is the emulator's and the host's, not guest code:
+            # however fast the vCPU runs now, the line takes as long (host.VcpuSpeed).
+            assert task.cpu is not None
+            yield task.cpu.work(spin_and_write)
 
     def panic(self, message: str) -> None:
         """panic(): the machine stops here."""
