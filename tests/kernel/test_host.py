@@ -182,3 +182,45 @@ def test_no_kfree_rcu_work_refills_the_cache_between_a_late_kick_and_its_refill(
     assert r.outcome == "completed" and r.counters["shrink_count"] == 0
     assert len(tracer.cached) == r.counters["fill_runs"] > 50
     assert sum(1 for n in tracer.cached if n) <= len(tracer.cached) // 100
+
+
+SPEED = {"vcpu_speed_sd": 0.26, "vcpu_speed_tau_ns": 0.8 * SEC}
+
+
+def speeds(make_kernel, seed: int, seconds: int, costs: dict[str, float] = SPEED) -> list[list[float]]:
+    """Each vCPU's speed, sampled every 10 ms of an idle machine."""
+    kernel = make_kernel(ncpus=2, costs=costs, seed=seed)
+    out: list[list[float]] = [[], []]
+
+    def sample(_: object) -> None:
+        for i, cpu in enumerate(kernel.cpus):
+            out[i].append(cpu.speed)
+        kernel.sim.at(kernel.sim.now + 10 * MSEC, sample, None)
+
+    kernel.sim.at(5 * MSEC, sample, None)
+    kernel.sim.run(until=seconds * SEC)
+    return out
+
+
+def test_vcpu_speed_has_the_profiles_law(make_kernel) -> None:
+    """VcpuSpeed: log speed an Ornstein-Uhlenbeck process of sd vcpu_speed_sd and time
+    constant vcpu_speed_tau_ns (autocorrelation 1/e one tau apart), mean speed 1, each
+    vCPU its own."""
+    runs = speeds(make_kernel, 1, 400)
+    for s in runs:
+        logs = [math.log(v) for v in s]
+        mean = sum(logs) / len(logs)
+        var = sum((x - mean) ** 2 for x in logs) / len(logs)
+        assert math.sqrt(var) == pytest.approx(0.26, rel=0.1)
+        assert sum(s) / len(s) == pytest.approx(1.0, abs=0.05)
+        lag = 80  # 0.8 s in 10 ms samples
+        acf = sum((logs[i] - mean) * (logs[i + lag] - mean) for i in range(len(logs) - lag)) / (len(logs) - lag) / var
+        assert acf == pytest.approx(math.exp(-1), abs=0.1)
+    assert runs[0] != runs[1]
+
+
+def test_vcpu_speed_is_seeded_and_off_by_default(make_kernel) -> None:
+    """The same seed gives the same speeds; a profile with vcpu_speed_sd 0 (hardware)
+    runs every vCPU at speed 1, exactly."""
+    assert speeds(make_kernel, 7, 2) == speeds(make_kernel, 7, 2) != speeds(make_kernel, 8, 2)
+    assert {v for s in speeds(make_kernel, 7, 2, costs={}) for v in s} == {1.0}

@@ -207,6 +207,29 @@ def test_hardirq_time_delays_the_current_tasks_burst(make_kernel) -> None:
     assert done == [1 * MSEC + 50 * USEC]
 
 
+def test_a_faster_vcpu_does_the_same_work_sooner_and_time_still_counts_as_time(make_kernel) -> None:
+    """Cpu.set_speed(): a 1 ms burst at speed 2 ends after 0.5 ms; slowed to 0.5 at
+    0.25 ms (half of it done), the rest takes 1 ms more.  CFS accounts wall time, an
+    interrupt's cost takes cost / speed, and speed 1 is exact."""
+    kernel = make_kernel(ncpus=3)
+    fast, varied, irq = kernel.cpus
+    done: dict[str, int] = {}
+
+    def body(me):
+        yield 1 * MSEC
+        done[me.name] = kernel.sim.now
+
+    tasks = [spawn(kernel, name, body, cpu=i) for i, name in enumerate(("fast", "varied", "irq"))]
+    fast.set_speed(2.0)
+    varied.set_speed(2.0)
+    at(kernel, 250 * USEC, varied.set_speed, 0.5)
+    irq.set_speed(0.5)
+    at(kernel, 100 * USEC, irq.hardirq, lambda _: None, None, 50 * USEC)
+    kernel.sim.run(until=5 * MSEC)
+    assert done == {"fast": 500 * USEC, "varied": 1250 * USEC, "irq": 2100 * USEC}
+    assert [t.sum_exec for t in tasks] == [500 * USEC, 1250 * USEC, 2000 * USEC]
+
+
 def test_a_pinned_task_stays_on_its_cpu(make_kernel) -> None:
     """select_task_rq() (core.c v6.1): with nr_cpus_allowed == 1 the task goes to its
     one allowed CPU, even when that CPU is busy and another is idle."""

@@ -29,6 +29,24 @@ def test_printk_from_a_task_writes_the_line_with_preemption_off_and_lines_queue(
     assert [t for t, _ in kernel.console] == [0, 0]
 
 
+def test_the_serial_console_takes_as_long_whatever_the_vcpus_speed(make_kernel) -> None:
+    """The port's time is the emulator's, not guest code (host.VcpuSpeed): a line of 50
+    characters takes 500 us on a vCPU running at twice or half its speed."""
+    kernel = make_kernel(ncpus=2, costs={"console_char_ns": 10 * USEC})
+    done: dict[str, int] = {}
+
+    def body(me):
+        yield from kernel.printk_from(me, "x" * 33)
+        done[me.name] = kernel.sim.now - me.cpu.id * 1_000 * USEC
+
+    for cpu, speed in zip(kernel.cpus, (2.0, 0.5)):
+        cpu.set_speed(speed)
+    spawn(kernel, "fast", body, cpu=0)
+    spawn(kernel, "slow", body, cpu=1, at=1_000 * USEC)
+    kernel.sim.run(until=3_000 * USEC)
+    assert done == {"fast": 500 * USEC, "slow": 500 * USEC}
+
+
 def test_printk_alone_costs_nothing(make_kernel) -> None:
     kernel = make_kernel(costs={"console_char_ns": 10 * USEC})
     kernel.printk("from an interrupt")

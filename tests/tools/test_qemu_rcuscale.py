@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 from pathlib import Path
 
@@ -230,3 +231,23 @@ def test_reclaimable_requests_decode_with_stack_slab_and_steal(tmp_path: Path,
     assert ("+0.005 s cpu 1: order 0 from an order-9 block on the UNMOVABLE list (block 8, zone free 11.7 MB; "
             "boosted") in out
     assert "RECLAIMABLE blocks []: slab 0" in out
+
+
+def test_speed_series_are_log_rates_per_vcpu_window() -> None:
+    """speed_series(): per krcp, log(objects detached per ms) in 50 ms windows, from 0.75 s
+    in to 0.5 s before the first vCPU's last detach."""
+    events = [(t * MS, ring.DETACH, 0, cpu, (1000 if cpu == 0 else 4000))
+              for t in range(0, 3000, 10) for cpu in (0, 1)]
+    series = ring.speed_series(events)
+    assert len(series) == 2 and len(series[0]) == (2490 - 750) // 50
+    assert {round(v, 9) for v in series[0]} == {round(math.log(5 * 1000 / 50), 9)}
+    assert {round(v, 9) for v in series[1]} == {round(math.log(5 * 4000 / 50), 9)}
+
+
+def test_speed_stats_recover_a_known_law() -> None:
+    """The estimator on simulated series: a long Ornstein-Uhlenbeck series gives back its
+    sd and its autocorrelation exp(-lag / tau)."""
+    series = ring.simulate_speed(0.3, 0.5, [20000], 0.0, seed=1)
+    sd, acf = ring.speed_stats(series, lags=(10,))
+    assert sd == pytest.approx(0.3, rel=0.05)
+    assert acf[0] == pytest.approx(math.exp(-0.5 / 0.5), abs=0.05)
