@@ -106,3 +106,16 @@ def test_a_boot_scales_the_guest_cpu_costs_by_one_factor_of_its_seed() -> None:
     assert a.layout == base.layout
     x86 = load_profile("x86-server")
     assert x86.costs["boot_speed_sd"] == 0 and x86.for_boot(5) is x86
+
+
+def test_the_here_profile_is_the_calibration_profile_on_a_faster_host() -> None:
+    """qemu-tcg-6.1-here differs from qemu-tcg-6.1 only where its source says: the guest CPU
+    costs x0.60 and its own boot-to-boot spread (a refit of one must be carried to the other)."""
+    base, here = load_profile("qemu-tcg-6.1"), load_profile("qemu-tcg-6.1-here")
+    assert here.layout == base.layout
+    for k, v in base.costs.items():
+        if k in GUEST_CPU_COSTS:
+            assert here.costs[k] == pytest.approx(v * 0.60, rel=1e-12), k
+        elif k != "boot_speed_sd":
+            assert here.costs[k] == v, k
+    assert here.costs["boot_speed_sd"] > base.costs["boot_speed_sd"]
