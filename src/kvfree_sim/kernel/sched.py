@@ -397,7 +397,7 @@ class Cpu:
         self.run_start = now
         curr.sum_exec += ran
         curr.vruntime += ran * NICE_0_LOAD // curr.weight
-        done = ran if self.speed == 1.0 else self.work(ran)
+        done = self.work(ran)
         chunk = curr.chunk
         if chunk is not None:
             if done > chunk.remaining:
@@ -412,9 +412,7 @@ class Cpu:
         curr = self.curr
         assert curr is not None
         Simulator.cancel(self.burst_ev)
-        left = curr.chunk.remaining if curr.chunk is not None else curr.burst
-        if self.speed != 1.0:
-            left = self.wall(left)
+        left = self.wall(curr.chunk.remaining if curr.chunk is not None else curr.burst)
         self.burst_ev = self.sim.at(max(self.run_start, self.sim.now) + left, self.burst_end_cb, None, PRIO_NORMAL)
         if self.rq:
             self._maybe_tick()
