@@ -11,7 +11,7 @@ on the same seed are named with their correlation.
 
 from __future__ import annotations
 
-import math
+import statistics
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -243,12 +243,10 @@ def mechanism_sentences(s: VariantStats, base: VariantStats) -> list[str]:
 
 def _pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
     """Pearson's r, None when either series is constant."""
-    mx, my = sum(x) / len(x), sum(y) / len(y)
-    sxx = sum((a - mx) ** 2 for a in x)
-    syy = sum((b - my) ** 2 for b in y)
-    if not sxx or not syy:
+    try:
+        return statistics.correlation(x, y)
+    except statistics.StatisticsError:
         return None
-    return sum((a - mx) * (b - my) for a, b in zip(x, y)) / math.sqrt(sxx * syy)
 
 
 def _span(values: Sequence[float], m: Metric) -> str:
