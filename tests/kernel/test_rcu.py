@@ -295,3 +295,19 @@ def test_a_cpu_that_ticks_later_reports_its_quiescent_state_at_its_own_tick(make
         kernel.sim.run(until=t)
         watch()
     assert ends[0] % MSEC in range(700 * USEC, 720 * USEC)
+
+
+@pytest.mark.parametrize("pause_us", [0, 100])
+def test_a_paused_vcpu_takes_its_tick_when_it_runs_again(make_kernel, pause_us: int) -> None:
+    """A vCPU the host has descheduled over its tick takes the timer interrupt late, when
+    it runs again (the interrupt stays pending; QEMU and KVM deliver it then): a pause of
+    CPU 1 from 50 us before each tick to 50 us after delays the GP by those 50 us, not by
+    a jiffy."""
+    kernel = make_kernel(ncpus=2)
+    for c in range(2):
+        spawn(kernel, f"hog{c}", hog, cpu=c)
+    if pause_us:
+        for ms in range(1, 30):
+            at(kernel, ms * MSEC - pause_us // 2 * USEC, kernel.cpus[1].steal, pause_us * USEC)
+    start, end = one_gp(kernel)
+    assert end - start == 2 * MSEC + pause_us // 2 * USEC

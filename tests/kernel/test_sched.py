@@ -324,6 +324,26 @@ def test_tick_preemption_alternates_equal_tasks_by_slices(make_kernel) -> None:
     assert all(3 * MSEC <= ran <= 4 * MSEC for ran in lengths), lengths
 
 
+def test_a_tick_that_falls_in_a_host_pause_comes_when_the_vcpu_runs_again(make_kernel) -> None:
+    """A vCPU descheduled over its tick takes the timer interrupt late, when it runs
+    again: with the host pausing the CPU for 300 us over every tick, each tick comes 150
+    us late and the two tasks still switch once one has run its 3 ms slice (0.7 ms of
+    each 1 ms: about 5 ms of wall time), where ticks that waited for the next tick would all
+    fall in pauses and never preempt."""
+    kernel = make_kernel(ncpus=1)
+    cpu = kernel.cpus[0]
+    runs: list[tuple[str, int]] = []
+    kernel.switch_hook = lambda cpu, prev, ran: runs.append((prev.name, ran))
+    spawn(kernel, "a", hog, cpu=0)
+    spawn(kernel, "b", hog, cpu=0)
+    for ms in range(1, 100):
+        at(kernel, ms * MSEC - 150 * USEC, cpu.steal, 300 * USEC)
+    kernel.sim.run(until=100 * MSEC)
+    lengths = [ran for name, ran in runs if name in ("a", "b")][2:]
+    assert len(lengths) > 10
+    assert set(lengths) <= {4850 * USEC, 5 * MSEC}
+
+
 def test_set_cpus_allowed_ptr_moves_the_running_task(make_kernel) -> None:
     """A task that pins itself elsewhere leaves its CPU and runs on the new one from then on."""
     kernel = make_kernel(ncpus=2)

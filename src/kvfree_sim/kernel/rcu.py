@@ -214,6 +214,12 @@ class Rcu:
         later = self._phased_ids
         for cpu in self._phased:
             self._own_tick_at(cpu, self.sim.now + cpu.tick_offset)
+        paused = [cpu for cpu in cpus if cpu.paused_until > self.sim.now and cpu.id not in later]
+        if paused:
+            # A descheduled vCPU takes its timer interrupt late, when it runs again.
+            later = later | {cpu.id for cpu in paused}
+            for cpu in paused:
+                self._own_tick_at(cpu, cpu.paused_until)
         fresh: set[int] = set()  # CPUs that notice the GP in progress at this tick
         for cid in range(len(cpus)):
             if cid not in later and self._notice_at_tick(cid, idle):
@@ -272,6 +278,10 @@ class Rcu:
     def _cpu_tick(self, cid: int) -> None:
         """CPU ``cid``'s own tick: rcu_sched_clock_irq() and its RCU softirq."""
         self._own_ev[cid] = None
+        cpu = self.kernel.cpus[cid]
+        if cpu.paused_until > self.sim.now:
+            self._own_tick_at(cpu, cpu.paused_until)  # late, when the vCPU runs again
+            return
         fresh = self._notice_at_tick(cid, not self.gp_in_progress)
         if cid in self.qs_pending and not fresh:
             self._qs_at_tick(cid)
@@ -288,8 +298,6 @@ class Rcu:
         curr = cpu.curr
         if curr is None and not self.cbs[cid]:
             return False  # dyntick-idle: no tick
-        if cpu.paused_until > self.sim.now:
-            return False  # a descheduled vCPU takes no tick
         return curr is None or not curr.irqs_off  # the tick waits for interrupts to come back on
 
     def _accelerate(self, cid: int) -> None:

@@ -773,7 +773,8 @@ class Cpu:
         if curr is None or not self.rq:
             return
         if self.paused_until > self.sim.now:
-            self.tick_ev = self.sim.at(self.next_tick(self.paused_until), self._tick, None, PRIO_SOFTIRQ)
+            # A descheduled vCPU takes its timer interrupt late, when it runs again.
+            self.tick_ev = self.sim.at(self.paused_until, self._tick, None, PRIO_SOFTIRQ)
             return
         self._account()
         if self.in_resume or curr.preempt_off:
