@@ -31,10 +31,11 @@ reproduce: $(STAMP)
 	$(KVFREE_SIM) compare --variants $(VARIANTS) --runs $(RUNS) --cpus 64 --memory 512M \
 	  --bootargs "$(BOOTARGS)" --out results/
 
-# The same at the model's memory edge (see README): slower, the runs reclaim.
+# The same near the model's memory edge (see README): slower, the runs reclaim.
+EDGE_MEMORY ?= 416M
 reproduce-edge: $(STAMP)
-	$(KVFREE_SIM) compare --variants $(VARIANTS) --runs $(RUNS) --cpus 64 --memory 416M \
-	  --bootargs "$(BOOTARGS)" --out results-416M/
+	$(KVFREE_SIM) compare --variants $(VARIANTS) --runs $(RUNS) --cpus 64 --memory $(EDGE_MEMORY) \
+	  --bootargs "$(BOOTARGS)" --out results-$(EDGE_MEMORY)/
 
 bench: $(STAMP)
 	$(BIN)/kvfree-sim bench
@@ -63,4 +64,4 @@ bench-mypyc: $(MYPYC_STAMP)
 	$(MYPYC_BIN)/kvfree-sim bench
 
 clean:
-	rm -rf $(VENV) $(MYPYC_VENV) results results-416M build src/*.egg-info
+	rm -rf $(VENV) $(MYPYC_VENV) results results-*M build src/*.egg-info
