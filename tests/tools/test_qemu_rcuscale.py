@@ -251,3 +251,34 @@ def test_speed_stats_recover_a_known_law() -> None:
     sd, acf = ring.speed_stats(series, lags=(10,))
     assert sd == pytest.approx(0.3, rel=0.05)
     assert acf[0] == pytest.approx(math.exp(-0.5 / 0.5), abs=0.05)
+
+
+host_pauses = load_tool("host_pauses")
+
+TIMEHIST = """\
+           time    cpu  task name                       wait time  sch delay   run time
+                        [tid/pid]                          (msec)     (msec)     (msec)
+--------------- ------  ------------------------------  ---------  ---------  ---------
+      10.000000 [0000]  qemu-system-x86[11/10]              0.000      0.000    900.000
+      10.000000 [0001]  qemu-system-x86[12/10]              0.000      0.000    800.000
+      12.000000 [0000]  qemu-system-x86[11/10]              0.040      0.000    500.000
+      12.100000 [0000]  qemu-system-x86[11/10]              0.000      4.000    500.000
+      12.200000 [0001]  qemu-system-x86[12/10]              3.900      0.020    700.000
+      12.300000 [0001]  qemu-system-x86[10/10]              0.000      0.000      1.000
+      12.400000 [0001]  bash[99]                            0.000      0.000      1.000
+"""
+
+
+def test_host_pauses_tell_preemption_from_sleep() -> None:
+    pauses, ran = host_pauses.parse_timehist(TIMEHIST)
+    assert set(ran) == {"11/10", "12/10", "10/10"}  # only QEMU's threads
+    assert ran["11/10"] == pytest.approx(1.9)
+    lines = host_pauses.report_lines("t.perf", pauses, ran, start=1.5)
+    assert len(lines) == 2  # the two vCPU threads, the main loop left out
+    v0, v1 = lines
+    assert v0.startswith("t.perf: vCPU thread 11/10: ran 1.90 s; off core 0.004 s in 2 pauses; > 1 ms 1")
+    assert "| preempted (sch delay) 0.004 s in 1 pauses; > 1 ms 1, > 4.5 ms 0" in v0
+    assert "| asleep (wait) 0.000 s in 1 pauses; > 1 ms 0" in v0
+    assert "| preempted (sch delay) 0.000 s in 1 pauses; > 1 ms 0" in v1  # 20 us
+    assert "| asleep (wait) 0.004 s in 1 pauses; > 1 ms 1" in v1  # an idle halt to the next tick
+    assert host_pauses.report_lines("t.perf", {}, {}) == ["t.perf: no QEMU thread in the trace"]
