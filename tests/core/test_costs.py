@@ -119,3 +119,18 @@ def test_the_here_profile_is_the_calibration_profile_on_a_faster_host() -> None:
         elif k != "boot_speed_sd":
             assert here.costs[k] == v, k
     assert here.costs["boot_speed_sd"] > base.costs["boot_speed_sd"]
+
+
+def test_the_fast_profile_is_the_calibration_profile_on_a_fast_steady_host() -> None:
+    """qemu-tcg-6.1-fast differs from qemu-tcg-6.1 only where its source says: the guest CPU
+    costs x0.242, no speed variation within a run and its own boot-to-boot spread."""
+    base, fast = load_profile("qemu-tcg-6.1"), load_profile("qemu-tcg-6.1-fast")
+    assert fast.layout == base.layout
+    own = {"boot_speed_sd", "vcpu_speed_sd", "vcpu_speed_tau_ns"}
+    for k, v in base.costs.items():
+        if k in GUEST_CPU_COSTS:
+            assert fast.costs[k] == pytest.approx(v * 0.242, rel=1e-12), k
+        elif k not in own:
+            assert fast.costs[k] == v, k
+    assert fast.costs["vcpu_speed_sd"] == 0 and base.costs["vcpu_speed_sd"] > 0
+    assert 0 < fast.costs["boot_speed_sd"]
