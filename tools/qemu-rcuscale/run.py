@@ -117,7 +117,7 @@ def steal_ticks() -> int:
 
 
 def boot(args: argparse.Namespace, mem: int, run: int) -> dict[str, object]:
-    tag = f"m{mem}_s{args.smp}_k{args.mult}_r{run}"
+    tag = ("" if args.variant == "upstream" else f"{args.variant}_") + f"m{mem}_s{args.smp}_k{args.mult}_r{run}"
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{tag}.log"
@@ -170,7 +170,7 @@ def boot(args: argparse.Namespace, mem: int, run: int) -> dict[str, object]:
     text = log.read_text(errors="replace")
     m = RESULT.search(text)
     oom = "System is deadlocked on memory" in text
-    return dict(variant="upstream", smp=args.smp, mem_mb=mem, nthreads=16, loops=100, alloc_num=8000,
+    return dict(variant=args.variant, smp=args.smp, mem_mb=mem, nthreads=16, loops=100, alloc_num=8000,
                 kfree_mult=args.mult, holdoff=2, run=run, completed=int(bool(m)),
                 total_ns=m.group(1) if m else "", batches=m.group(3) if m else "",
                 footprint_mb=m.group(4) if m else "", oom=int(oom), wall_s=f"{wall:.2f}",
@@ -185,6 +185,8 @@ def main() -> None:
     ap.add_argument("--mem", default="64,60,56", help="guest sizes in MB, comma-separated")
     ap.add_argument("--runs", type=int, default=1, help="boots per size")
     ap.add_argument("--first-run", type=int, default=1, help="number of the first run")
+    ap.add_argument("--variant", default="upstream",
+                    help="the kernel's name in runs.csv: upstream, nodrain or v3 (validate's names)")
     ap.add_argument("--smp", type=int, default=2)
     ap.add_argument("--mult", type=int, default=64, help="rcuscale.kfree_mult")
     ap.add_argument("--out", type=Path, required=True)
