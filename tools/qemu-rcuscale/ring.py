@@ -65,6 +65,18 @@ logged, all events from the CPU that makes it:
   the slab's pfn; then 26 with the cache's name, bytes 0-7, and 27 with bytes
   8-15 if it is longer.
 
+Since 2026-11-27 (fourth host session) tree.c also logs how each CPU's
+quiescent state gets reported:
+
+* 28, rcu_report_qs_rdp() reporting (the CPU's own report, from rcu_core()):
+  krcpu the CPU, arg bit 0 rcu_is_cpu_rrupt_from_idle(), bit 1 the idle
+  task is current (a softirq on the exit of an interrupt from idle).
+* 29, each rcu_sched_clock_irq() in an interrupt from idle: cpu, arg user.
+* 30, force_qs_rnp() reporting a CPU: krcpu the CPU, arg 1 at the first
+  scan (dyntick_save_progress_counter()), 0 at a later one.
+
+``ring.py qs RING`` says per grace period who reported last and how.
+
 ``ring.py reclaimable RING --system-map MAP`` groups them by cache and caller
 (addresses resolved with the kernel's System.map) and pairs them with the
 steals for RECLAIMABLE (a census header 20 on the same CPU between a 22 and
@@ -102,7 +114,7 @@ from typing import Any
 (GP_START, GP_END, DETACH, WORK_START, WORK_END, MON_BUSY, FILL, DIRECT, FALLBACK, PAGE,
  RECLAIM_START, RECLAIM_END, OOM, BOOST, STEAL, KSWAPD_PASS, BOOST_CLEARED, KSWAPD_WAKE,
  CENSUS_BLOCK, CENSUS_HEAD, CENSUS_EXTRA, RECL_REQ, RECL_SLAB, RECL_STACK, RECL_GOT, RECL_NAME0,
- RECL_NAME1) = range(1, 28)
+ RECL_NAME1, QS_REPORT, IDLE_TICK, FQS_QS) = range(1, 31)
 PAGEBLOCK_ORDER = 10  # the calibration kernel's (no HUGETLBFS)
 PAGEBLOCK_PAGES = 1 << PAGEBLOCK_ORDER
 MIGRATETYPES = ("UNMOVABLE", "MOVABLE", "RECLAIMABLE", "HIGHATOMIC", "ISOLATE")
@@ -789,6 +801,50 @@ def fit_speed(rings: list[Path], model_rings: list[Path], reps: int = 8) -> None
           f"(squared error {best[0]:.4f}, {reps} simulations per point)")
 
 
+def print_qs(path: Path) -> None:
+    """How each grace period's quiescent states were reported (events 28-30)."""
+    events = load(path)
+    det = [e for e in events if e[1] == DETACH]
+    t0, t1 = det[0][0], det[-1][0]
+    gps: list[tuple[int, int, int, list[tuple[int, str, int]]]] = []  # (start, end, kthread cpu, reports)
+    cur: tuple[int, int, list[tuple[int, str, int]]] | None = None
+    idle_ticks: dict[int, int] = defaultdict(int)
+    for t, what, cpu, krcpu, arg in events:
+        if not t0 <= t <= t1:
+            continue
+        if what == GP_START:
+            cur = (t, cpu, [])
+        elif what == GP_END and cur is not None:
+            gps.append((cur[0], t, cur[1], cur[2]))
+            cur = None
+        elif what == IDLE_TICK:
+            idle_ticks[cpu] += 1
+        elif what in (QS_REPORT, FQS_QS) and cur is not None:
+            how = (f"own report{' from idle' if arg & 2 else ''}" if what == QS_REPORT
+                   else f"FQS scan {'first' if arg else 'later'}")
+            cur[2].append((t - cur[0], how, krcpu))
+    if len(gps) < 2:
+        print(f"{path}: fewer than two grace periods with QS events (a kernel without events 28-30?)")
+        return
+    secs = (t1 - t0) / 1e9
+    print(f"{path}: {len(gps)} grace periods, mean {statistics.mean(g[1] - g[0] for g in gps) / 1e6:.2f} ms, "
+          f"one every {(gps[-1][0] - gps[0][0]) / (len(gps) - 1) / 1e6:.2f} ms")
+    print("   ticks taken from idle a second: " + ", ".join(f"CPU {c} {n / secs:.0f}" for c, n in sorted(idle_ticks.items())))
+    for kcpu in sorted({g[2] for g in gps}):
+        mine = [g for g in gps if g[2] == kcpu]
+        print(f"   GP kthread on CPU {kcpu}: {len(mine)} GPs, mean {statistics.mean(g[1] - g[0] for g in mine) / 1e6:.2f} ms")
+        reports: dict[tuple[int, str], list[float]] = defaultdict(list)
+        last: dict[tuple[int, str], int] = defaultdict(int)
+        for g in mine:
+            for dt, how, c in g[3]:
+                reports[(c, how)].append(dt / 1e6)
+            if g[3]:
+                last[(g[3][-1][2], g[3][-1][1])] += 1
+        for (c, how), dts in sorted(reports.items()):
+            print(f"      CPU {c} {how}: {len(dts)}, median {statistics.median(dts):.2f} ms after the start; "
+                  f"last to report in {last[(c, how)]}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -807,6 +863,8 @@ def main() -> None:
     v.add_argument("rings", nargs="+", type=Path, help="kernel rings of completed runs with no reclaim")
     v.add_argument("--model", nargs="+", type=Path, required=True,
                    help="model rings ('ring.py model') of the same runs with vcpu_speed_sd 0: the noise floor")
+    q = sub.add_parser("qs", help="who reported each grace period's quiescent states, and how (events 28-30)")
+    q.add_argument("rings", nargs="+", type=Path)
     m = sub.add_parser("model", help="record the model's ring (needs kvfree_sim importable)")
     m.add_argument("--variant", default="v6.1")
     m.add_argument("--cpus", type=int, default=2)
@@ -825,6 +883,9 @@ def main() -> None:
             print_census(path, every=args.all, blocks=args.blocks)
     elif args.cmd == "speed":
         fit_speed(args.rings, args.model)
+    elif args.cmd == "qs":
+        for path in args.rings:
+            print_qs(path)
     elif args.cmd == "reclaimable":
         for path in args.rings:
             print_reclaimable(path, args.system_map, depth=args.depth, every=args.all)

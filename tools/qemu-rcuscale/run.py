@@ -29,8 +29,8 @@ import threading
 import time
 from pathlib import Path
 
-APPEND = ("console=ttyS0 rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=16 rcuscale.holdoff=2 "
-          "rcuscale.kfree_loops=100 rcuscale.kfree_alloc_num=8000 rcuscale.kfree_mult={mult} "
+APPEND = ("console=ttyS0 rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads={nthreads} "
+          "rcuscale.holdoff=2 rcuscale.kfree_loops={loops} rcuscale.kfree_alloc_num=8000 rcuscale.kfree_mult={mult} "
           "torture.disable_onoff_at_boot rcuscale.shutdown=1 panic=-1")
 RESULT = re.compile(r"Total time taken by all kfree'ers: (\d+) ns, loops: (\d+), batches: (\d+), "
                     r"memory footprint: (-?\d+)MB")
@@ -118,10 +118,12 @@ def steal_ticks() -> int:
 
 def boot(args: argparse.Namespace, mem: int, run: int) -> dict[str, object]:
     tag = ("" if args.variant == "upstream" else f"{args.variant}_") + f"m{mem}_s{args.smp}_k{args.mult}_r{run}"
+    if (args.nthreads, args.loops) != (16, 100):
+        tag += f"_t{args.nthreads}_l{args.loops}"
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{tag}.log"
-    append = APPEND.format(mult=args.mult)
+    append = APPEND.format(mult=args.mult, nthreads=args.nthreads, loops=args.loops)
     if args.ring:  # stay up after a panic, so that the ring can be saved
         append = append.replace("panic=-1", "panic=0")
     cmd = ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-cpu", "qemu64",
@@ -170,7 +172,7 @@ def boot(args: argparse.Namespace, mem: int, run: int) -> dict[str, object]:
     text = log.read_text(errors="replace")
     m = RESULT.search(text)
     oom = "System is deadlocked on memory" in text
-    return dict(variant=args.variant, smp=args.smp, mem_mb=mem, nthreads=16, loops=100, alloc_num=8000,
+    return dict(variant=args.variant, smp=args.smp, mem_mb=mem, nthreads=args.nthreads, loops=args.loops, alloc_num=8000,
                 kfree_mult=args.mult, holdoff=2, run=run, completed=int(bool(m)),
                 total_ns=m.group(1) if m else "", batches=m.group(3) if m else "",
                 footprint_mb=m.group(4) if m else "", oom=int(oom), wall_s=f"{wall:.2f}",
@@ -189,6 +191,8 @@ def main() -> None:
                     help="the kernel's name in runs.csv: upstream, nodrain or v3 (validate's names)")
     ap.add_argument("--smp", type=int, default=2)
     ap.add_argument("--mult", type=int, default=64, help="rcuscale.kfree_mult")
+    ap.add_argument("--nthreads", type=int, default=16, help="rcuscale.kfree_nthreads")
+    ap.add_argument("--loops", type=int, default=100, help="rcuscale.kfree_loops")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--timeout", type=float, default=150.0, help="host seconds before a boot is killed")
     ap.add_argument("--perf", action="store_true")
