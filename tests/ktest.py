@@ -52,6 +52,7 @@ TEST_LAYOUT: dict[str, float] = {
     "host_cpus": 0,
     "host_slice_ns": 0,
     "vcpu_tick_phase_ns": 0,
+    "tick_periodic": 0,
 }
 TEST_MANAGED_PAGES = 124000
 

@@ -109,6 +109,40 @@ def test_gp_with_all_cpus_busy_ends_after_about_two_ticks(make_kernel) -> None:
     assert 1 * MSEC < end - start <= 2 * MSEC + 200 * USEC
 
 
+@pytest.mark.parametrize("periodic", [0, 1])
+def test_the_gp_kthreads_idle_cpu_reports_at_its_next_tick_only_if_it_ticks(make_kernel,
+                                                                            periodic: int) -> None:
+    """One busy CPU, the GP kthread on the idle one (rcuscale.kfree_nthreads=1 on 2 vCPUs).
+    The kthread's sleep is a context switch (rcu_note_context_switch() -> rcu_qs()), but
+    rcu_core() reports it only at a tick.  With NO_HZ_IDLE the idle CPU has stopped its
+    tick until its next timer, the kthread's FQS timeout, four ticks in: the tick that
+    wakes it for that timer reports it (tick_from_idle()), just before the first FQS scan,
+    which would find it running the kthread, not in an extended quiescent state.  A guest
+    that ticks periodically (QEMU TCG, layout tick_periodic) reports it at its next tick,
+    and the GP ends with the busy CPU's report, two ticks in: the kernel's event ring with
+    one kfree thread measured 2.0 ms (data/qemu-tcg-fast-2026-11-27/NOTES.md item 6)."""
+    kernel = make_kernel(ncpus=2, layout={"tick_periodic": periodic})
+    spawn(kernel, "hog0", hog, cpu=0)
+    start, end = one_gp(kernel)
+    assert kernel.rcu.kthread.cpu.id == 1
+    if periodic:
+        assert 1 * MSEC < end - start <= 2 * MSEC + 200 * USEC
+    else:
+        assert 3 * MSEC < end - start <= 4 * MSEC + 200 * USEC
+
+
+def test_a_periodic_idle_tick_is_no_quiescent_state(make_kernel) -> None:
+    """The idle task runs with preemption disabled (init_idle_preempt_count()), so the
+    tick of an idle CPU that has not switched since it noticed the GP reports nothing
+    (rcu_flavor_sched_clock_irq()); the FQS scan reports it, four ticks in at HZ=1000, as
+    without the tick.  The kernel's ring: GPs whose kthread sat on the busy vCPU ended
+    at the FQS scan, 4 ms in, though the idle vCPU ticked every jiffy."""
+    kernel = make_kernel(ncpus=3, layout={"tick_periodic": 1})
+    spawn(kernel, "hog0", hog, cpu=0)
+    start, end = one_gp(kernel)
+    assert 3 * MSEC < end - start <= 4 * MSEC
+
+
 @pytest.mark.parametrize("preempt_off", [False, True])
 def test_a_long_preempt_disabled_burst_holds_the_gp_up(make_kernel, preempt_off: bool) -> None:
     """rcu_flavor_sched_clock_irq() (tree_plugin.h v6.1): a tick that finds

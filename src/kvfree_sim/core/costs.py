@@ -134,6 +134,8 @@ LAYOUT: dict[str, str] = {
     "host_slice_ns": "how long a vCPU thread runs before another takes its host core, in ns (kvfree_sim.kernel.host)",
     "vcpu_tick_phase_ns": "how much later CPU i's tick comes than CPU i-1's, in ns (CPU i: i times this, modulo the "
                           "tick); 0 where every CPU ticks at the same instant",
+    "tick_periodic": "1: every CPU takes its tick every jiffy, idle or not (no clocksource valid for high "
+                     "resolution, so the kernel never enters nohz mode); 0: NO_HZ_IDLE, an idle CPU stops its tick",
 }
 
 

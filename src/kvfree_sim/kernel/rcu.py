@@ -16,13 +16,16 @@ What is modelled, and where it comes from (v5.11; v6.1 is the same here):
   CPU reports.  Then ``rcu_gp_cleanup()`` ends the GP and starts the next if one
   is needed.  ``jiffies_till_{first,next}_fqs`` default to
   ``RCU_JIFFIES_TILL_FORCE_QS + nr_cpu_ids / RCU_JIFFIES_FQS_DIV``.
-* A busy CPU (one running a task, or an idle one that keeps its tick because it
-  holds callbacks, ``rcu_needs_cpu()``) notices a new GP at its first tick after the
+* A busy CPU (one running a task) notices a new GP at its first tick after the
   GP started (``rcu_pending()`` -> ``rcu_core()`` -> ``note_gp_changes()``) and
   reports its quiescent state at the next tick: the tick finds it outside any
   read-side critical section with preemption enabled
   (``rcu_flavor_sched_clock_irq()`` -> ``rcu_qs()``) and ``rcu_core()`` reports
-  it (``rcu_check_quiescent_state()``).  A tick that comes while the CPU holds
+  it (``rcu_check_quiescent_state()``).  An idle CPU that takes its tick (it holds
+  callbacks, ``rcu_needs_cpu()``, or the machine ticks periodically, below)
+  notices GPs the same way, but the idle task runs with preemption disabled
+  (``init_idle_preempt_count()``), so its tick reports only a quiescent state a
+  context switch noted since (the GP kthread's CPU, once the kthread sleeps).  A tick that comes while the CPU holds
   interrupts off (a kfree thread inside ``kvfree_call_rcu()``'s krcp lock) is
   taken where they come back on, in ``raw_spin_unlock_irqrestore()`` before its
   ``preempt_enable()``: preemption is still disabled and it reports nothing
@@ -30,7 +33,10 @@ What is modelled, and where it comes from (v5.11; v6.1 is the same here):
   also clears the flag but the report still waits for the softirq of the
   second tick, so the model reports at that tick.  A dyntick-idle CPU
   (NO_HZ_IDLE, tick stopped) is reported by the FQS scan, which a 3-jiffy
-  timeout puts 4 ticks after the GP started.
+  timeout puts 4 ticks after the GP started.  A guest whose only clocksource
+  is jiffies (QEMU TCG: no stable TSC, no HPET without ACPI) never enters nohz
+  mode (``tick_check_oneshot_change()`` needs ``timekeeping_valid_for_hres()``),
+  so every CPU keeps its periodic tick while idle (profile layout ``tick_periodic``).
 * ``call_rcu()`` queues a callback on the calling CPU, unaccelerated (in
   ``RCU_NEXT_TAIL``, no GP assigned).  Only that CPU's own RCU code accelerates
   it (``rcu_accelerate_cbs()``: assigns ``rcu_seq_snap(&rcu_state.gp_seq)`` and
@@ -156,6 +162,7 @@ class Rcu:
         #: per CPU: its context switches when it noticed the current GP (Cpu.nr_switches)
         self.noticed_sw: list[int] = [0] * ncpus
         self.fqs_snap: list[int] = [0] * ncpus
+        self._idle_wake = -1  # the dyntick-idle CPU a timer tick is waking (tick_from_idle())
         self._tick_ev: Event | None = None
         self._own_ev: list[Event | None] = [None] * ncpus  # per CPU: its own tick to come (_cpu_tick())
         #: the CPUs that tick off the jiffy grid (Cpu.tick_offset), and their ids
@@ -166,6 +173,7 @@ class Rcu:
         self.cb_ns = kernel.profile.ns("rcu_cb_ns")
         self.gp_init_ns = kernel.profile.ns("rcu_gp_init_ns")
         self.gp_per_cpu_ns = kernel.profile.ns("rcu_gp_per_cpu_ns")
+        self.tick_periodic = bool(kernel.profile.layout["tick_periodic"])  # idle CPUs tick too (no nohz mode)
         self._kthread_sleeping = False
         self.kthread = Task(kernel, "rcu_preempt", self._gp_kthread, nice=0, boot=True)
 
@@ -255,12 +263,13 @@ class Rcu:
         curr = cpu.curr
         if not self._takes_tick(cid):
             return  # dyntick-idle (left to the FQS scan), paused, irqs off
-        if (curr is not None and (curr.preempt_off or cpu.curr_irqs_off_now())
-                and cpu.nr_switches == self.noticed_sw[cid]):
-            # Preemption disabled is no quiescent state (a tick that finds interrupts
-            # off is taken with the lock still held); a context switch since the CPU
-            # noticed the GP was one (rcu_note_context_switch() -> rcu_qs()), and this
-            # tick's softirq reports it.
+        if (cpu.nr_switches == self.noticed_sw[cid]
+                and (curr is None or curr.preempt_off or cpu.curr_irqs_off_now())):
+            # Preemption disabled is no quiescent state: the idle task's (it runs with
+            # preempt_count PREEMPT_DISABLED, init_idle_preempt_count(), so its CPU is left
+            # to the FQS scan), or a task's (a tick that finds interrupts off is taken with
+            # the lock still held); a context switch since the CPU noticed the GP was one
+            # (rcu_note_context_switch() -> rcu_qs()), and this tick's softirq reports it.
             return
         if self.unaccel[cid]:
             self._accelerate(cid)  # rcu_report_qs_rdp()
@@ -275,6 +284,22 @@ class Rcu:
         if self._own_ev[cpu.id] is None:
             self._own_ev[cpu.id] = self.sim.at(t, self._cpu_tick, cpu.id, PRIO_SOFTIRQ)
 
+    def tick_from_idle(self, cpu: Cpu) -> None:
+        """The tick that wakes a dyntick-idle CPU for a timer-wheel timer: with the tick
+        stopped, the tick's hrtimer is set to the next timer's expiry
+        (tick_nohz_stop_tick()), so the wakeup is tick_sched_timer() -> tick_sched_handle()
+        -> update_process_times() (6.1 kernel/time/tick-sched.c, timer.c), whose
+        rcu_sched_clock_irq() runs as at any tick: the CPU notices GP changes, and a
+        quiescent state a context switch noted (the GP kthread's CPU, which slept into
+        this timeout) is reported by its RCU softirq before the GP kthread runs."""
+        cid = cpu.id
+        if (cpu.curr is not None or self.cbs[cid] or self.tick_periodic
+                or cpu.paused_until > self.sim.now):
+            return  # not dyntick-idle: its own tick does this
+        self._idle_wake = cid
+        self._cpu_tick_body(cid)
+        self._idle_wake = -1
+
     def _cpu_tick(self, cid: int) -> None:
         """CPU ``cid``'s own tick: rcu_sched_clock_irq() and its RCU softirq."""
         self._own_ev[cid] = None
@@ -282,6 +307,9 @@ class Rcu:
         if cpu.paused_until > self.sim.now:
             self._own_tick_at(cpu, cpu.paused_until)  # late, when the vCPU runs again
             return
+        self._cpu_tick_body(cid)
+
+    def _cpu_tick_body(self, cid: int) -> None:
         fresh = self._notice_at_tick(cid, not self.gp_in_progress)
         if cid in self.qs_pending and not fresh:
             self._qs_at_tick(cid)
@@ -289,6 +317,8 @@ class Rcu:
         self._tick_again()
 
     def _busy_pending(self) -> bool:
+        if self.tick_periodic:
+            return bool(self.qs_pending)
         cpus = self.kernel.cpus
         return any(cpus[c].curr is not None or self.cbs[c] for c in self.qs_pending)
 
@@ -296,8 +326,8 @@ class Rcu:
         """Whether CPU ``cid`` runs rcu_sched_clock_irq() and its softirq at this tick."""
         cpu = self.kernel.cpus[cid]
         curr = cpu.curr
-        if curr is None and not self.cbs[cid]:
-            return False  # dyntick-idle: no tick
+        if curr is None and not self.cbs[cid] and not self.tick_periodic:
+            return cid == self._idle_wake  # dyntick-idle: no tick, but the one that wakes it for a timer
         return curr is None or not curr.irqs_off  # the tick waits for interrupts to come back on
 
     def _accelerate(self, cid: int) -> None:

@@ -200,4 +200,5 @@ class TimerList:
 
     def _fire(self, _: object) -> None:
         self._ev = None
+        self.cpu.kernel.rcu.tick_from_idle(self.cpu)  # a stopped tick restarts for the timer
         self.cpu.softirq(self.function, self.arg)
