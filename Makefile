@@ -32,7 +32,7 @@ reproduce: $(STAMP)
 	  --bootargs "$(BOOTARGS)" --out results/
 
 # The same near the model's memory edge (see README): slower, the runs reclaim.
-EDGE_MEMORY ?= 416M
+EDGE_MEMORY ?= 304M
 reproduce-edge: $(STAMP)
 	$(KVFREE_SIM) compare --variants $(VARIANTS) --runs $(RUNS) --cpus 64 --memory $(EDGE_MEMORY) \
 	  --bootargs "$(BOOTARGS)" --out results-$(EDGE_MEMORY)/
