@@ -75,7 +75,12 @@ quiescent state gets reported:
 * 30, force_qs_rnp() reporting a CPU: krcpu the CPU, arg 1 at the first
   scan (dyntick_save_progress_counter()), 0 at a later one.
 
-``ring.py qs RING`` says per grace period who reported last and how.
+* 31, each rcu_sched_clock_irq() (every tick of every CPU): cpu, arg the
+  TSC (get_cycles()), which under TCG follows the host's clock, where the
+  event's time, local_clock(), follows the guest's jiffies.
+
+``ring.py qs RING`` says per grace period who reported last and how;
+``ring.py ticks RING`` how the ticks fall in real (TSC) time.
 
 ``ring.py reclaimable RING --system-map MAP`` groups them by cache and caller
 (addresses resolved with the kernel's System.map) and pairs them with the
@@ -114,7 +119,7 @@ from typing import Any
 (GP_START, GP_END, DETACH, WORK_START, WORK_END, MON_BUSY, FILL, DIRECT, FALLBACK, PAGE,
  RECLAIM_START, RECLAIM_END, OOM, BOOST, STEAL, KSWAPD_PASS, BOOST_CLEARED, KSWAPD_WAKE,
  CENSUS_BLOCK, CENSUS_HEAD, CENSUS_EXTRA, RECL_REQ, RECL_SLAB, RECL_STACK, RECL_GOT, RECL_NAME0,
- RECL_NAME1, QS_REPORT, IDLE_TICK, FQS_QS) = range(1, 31)
+ RECL_NAME1, QS_REPORT, IDLE_TICK, FQS_QS, TICK_TSC) = range(1, 32)
 PAGEBLOCK_ORDER = 10  # the calibration kernel's (no HUGETLBFS)
 PAGEBLOCK_PAGES = 1 << PAGEBLOCK_ORDER
 MIGRATETYPES = ("UNMOVABLE", "MOVABLE", "RECLAIMABLE", "HIGHATOMIC", "ISOLATE")
@@ -845,6 +850,25 @@ def print_qs(path: Path) -> None:
                   f"last to report in {last[(c, how)]}")
 
 
+def print_ticks(path: Path, tsc_hz: float) -> None:
+    """The ticks in real (TSC) time against the guest's clock (event 31)."""
+    events = load(path)
+    det = [e for e in events if e[1] == DETACH]
+    t0, t1 = det[0][0], det[-1][0]
+    for cpu in sorted({e[2] for e in events if e[1] == TICK_TSC}):
+        ticks = [(e[0], e[4]) for e in events if e[1] == TICK_TSC and e[2] == cpu and t0 <= e[0] <= t1]
+        if len(ticks) < 100:
+            continue
+        gaps = [(b[1] - a[1]) / tsc_hz * 1e3 for a, b in zip(ticks, ticks[1:])]
+        real = (ticks[-1][1] - ticks[0][1]) / tsc_hz
+        guest = (ticks[-1][0] - ticks[0][0]) / 1e9
+        q = statistics.quantiles(gaps, n=100)
+        long = sorted(round(g, 1) for g in gaps if g > 2.5)
+        print(f"{path}: CPU {cpu}: {len(ticks)} ticks over {real:.3f} s of real time, {guest:.3f} s of the guest's "
+              f"(x{real / guest:.3f}); gaps in real time: median {statistics.median(gaps):.3f} ms, p90 {q[89]:.3f}, "
+              f"p99 {q[98]:.3f}, longest {max(gaps):.2f}; over 2.5 ms: {len(long)} {long}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -863,6 +887,9 @@ def main() -> None:
     v.add_argument("rings", nargs="+", type=Path, help="kernel rings of completed runs with no reclaim")
     v.add_argument("--model", nargs="+", type=Path, required=True,
                    help="model rings ('ring.py model') of the same runs with vcpu_speed_sd 0: the noise floor")
+    k = sub.add_parser("ticks", help="the ticks in real (TSC) time against the guest's clock (event 31)")
+    k.add_argument("rings", nargs="+", type=Path)
+    k.add_argument("--tsc-mhz", type=float, default=2600.005, help="the guest's 'tsc: Detected ... MHz' line")
     q = sub.add_parser("qs", help="who reported each grace period's quiescent states, and how (events 28-30)")
     q.add_argument("rings", nargs="+", type=Path)
     m = sub.add_parser("model", help="record the model's ring (needs kvfree_sim importable)")
@@ -883,6 +910,9 @@ def main() -> None:
             print_census(path, every=args.all, blocks=args.blocks)
     elif args.cmd == "speed":
         fit_speed(args.rings, args.model)
+    elif args.cmd == "ticks":
+        for path in args.rings:
+            print_ticks(path, args.tsc_mhz * 1e6)
     elif args.cmd == "qs":
         for path in args.rings:
             print_qs(path)
