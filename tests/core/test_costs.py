@@ -123,10 +123,14 @@ def test_the_here_profile_is_the_calibration_profile_on_a_faster_host() -> None:
 
 def test_the_fast_profile_is_the_calibration_profile_on_a_fast_steady_host() -> None:
     """qemu-tcg-6.1-fast differs from qemu-tcg-6.1 only where its source says: the guest CPU
-    costs x0.242, no speed variation within a run and its own boot-to-boot spread."""
+    costs x0.242, no speed variation within a run, its own boot-to-boot spread, and the
+    emulator's tick stalls measured on that host (none in the base profile)."""
     base, fast = load_profile("qemu-tcg-6.1"), load_profile("qemu-tcg-6.1-fast")
     assert fast.layout == base.layout
-    own = {"boot_speed_sd", "vcpu_speed_sd", "vcpu_speed_tau_ns"}
+    own = {"boot_speed_sd", "vcpu_speed_sd", "vcpu_speed_tau_ns",
+           "tick_stall_per_s", "tick_stall_min_ns", "tick_stall_max_ns"}
+    assert base.costs["tick_stall_per_s"] == 0 < fast.costs["tick_stall_per_s"]
+    assert 0 < fast.costs["tick_stall_min_ns"] < fast.costs["tick_stall_max_ns"]
     for k, v in base.costs.items():
         if k in GUEST_CPU_COSTS:
             assert fast.costs[k] == pytest.approx(v * 0.242, rel=1e-12), k

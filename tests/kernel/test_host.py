@@ -9,7 +9,7 @@ import pytest
 from kvfree_sim.config import make_config
 from kvfree_sim.core.costs import load_profile
 from kvfree_sim.kernel.host import HostCores
-from kvfree_sim.kernel.time import HrTimer
+from kvfree_sim.kernel.time import HrTimer, TimerList
 from kvfree_sim.machine import simulate
 from kvfree_sim.trace.hooks import Tracer
 
@@ -133,6 +133,75 @@ def test_timer_irq_latency_delays_each_hrtimer_by_its_own_draw(make_kernel) -> N
     assert min(d) >= 0 and sum(d) / len(d) == pytest.approx(200e3, rel=0.1)
     # exponential: about e**-3 of them beyond 3 means
     assert sum(x > 600e3 for x in d) / len(d) == pytest.approx(math.exp(-3), abs=0.02)
+
+
+def test_a_tick_stall_holds_every_timer_to_its_end_while_tasks_run(make_kernel) -> None:
+    """Clock.stalled_until (host.start_tick_stalls()): while the emulator delivers no
+    timer interrupt, no hrtimer or timer-wheel timer fires on any CPU, and each fires
+    at the stall's end; the vCPUs' tasks run on meanwhile (no time stolen)."""
+    kernel = make_kernel(ncpus=2)
+    t0 = 10 * MSEC
+    fired: list[tuple[str, int]] = []
+    hr = HrTimer(kernel.cpus[1], lambda t: fired.append(("hrtimer", kernel.sim.now)))
+    wheel = TimerList(kernel.cpus[0], lambda _: fired.append(("timer", kernel.sim.now)))
+    kernel.sim.at(t0 - 100_000, lambda _: wheel.add(kernel.clock.jiffies + 2))  # due at 11 ms
+    kernel.sim.at(t0, lambda _: setattr(kernel.clock, "stalled_until", t0 + 5 * MSEC))
+    kernel.sim.at(t0 + 1 * MSEC, lambda _: hr.start(0))
+    hogs = [spawn(kernel, f"hog{c}", hog, cpu=c) for c in range(2)]
+    kernel.sim.run(until=t0 + 6 * MSEC)
+    assert sorted(fired) == [("hrtimer", t0 + 5 * MSEC), ("timer", t0 + 5 * MSEC)]
+    assert all(c.steal_ns == 0 for c in kernel.cpus)
+    assert all(h.sum_exec >= 5 * MSEC for h in hogs)
+
+
+def test_tick_stalls_are_seeded_poisson_with_uniform_lengths(make_kernel) -> None:
+    """tick_stall_per_s starts, lengths uniform in [tick_stall_min_ns, tick_stall_max_ns],
+    from the seed's own stream; a rate of 0 (x86-server) gives none."""
+    def stalls(rate: float, seed: int) -> list[int]:
+        costs = {"tick_stall_per_s": rate, "tick_stall_min_ns": 1 * MSEC, "tick_stall_max_ns": 3 * MSEC}
+        kernel = make_kernel(ncpus=1, costs=costs, seed=seed)
+        ends: list[int] = []
+
+        def sample(_: object) -> None:
+            until = kernel.clock.stalled_until
+            if until > kernel.sim.now and (not ends or ends[-1] != until):
+                ends.append(until)
+            kernel.sim.after(50_000, sample)
+
+        kernel.sim.after(0, sample)
+        kernel.sim.run(until=10 * SEC)
+        return ends
+
+    assert stalls(0.0, 1) == []
+    ends = stalls(50.0, 1)
+    assert ends == stalls(50.0, 1) and ends != stalls(50.0, 2)
+    assert 500 - 3 * 23 < len(ends) < 500 + 3 * 23  # Poisson(500)
+
+
+def test_tick_stalls_hold_callbacks_up(make_kernel) -> None:
+    """A callback waits for the ticks that start its grace period, report its CPUs'
+    quiescent states and invoke it: with 4 ms stalls 30 times a second, while both
+    CPUs stay busy, call_rcu() callbacks come later on average, and now and then a
+    stall's length later."""
+    def latencies(costs: dict[str, float]) -> list[int]:
+        kernel = make_kernel(ncpus=2, costs=costs, seed=2)
+        for c in range(2):
+            spawn(kernel, f"hog{c}", hog, cpu=c)
+        lat: list[int] = []
+
+        def ask(_: object) -> None:
+            t = kernel.sim.now
+            kernel.rcu.call_rcu(kernel.cpus[0], lambda _: lat.append(kernel.sim.now - t))
+            kernel.sim.after(10 * MSEC, ask)
+
+        kernel.sim.after(0, ask)
+        kernel.sim.run(until=2 * SEC)
+        return lat
+
+    plain = latencies({})
+    stalled = latencies({"tick_stall_per_s": 30.0, "tick_stall_min_ns": 4 * MSEC, "tick_stall_max_ns": 4 * MSEC})
+    assert sum(stalled) / len(stalled) > sum(plain) / len(plain) + 100_000
+    assert max(stalled[1:]) > max(plain[1:]) + 2 * MSEC  # the first waits for the GP kthread to start
 
 
 def test_late_timer_irqs_make_refill_kicks_land_late() -> None:

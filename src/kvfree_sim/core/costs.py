@@ -81,6 +81,11 @@ COSTS: dict[str, str] = {
     "timer_irq_latency_ns": "mean (exponential) delay from a guest hrtimer's expiry to its interrupt on the vCPU: "
                             "an emulated LAPIC timer is delivered by the emulator's main-loop thread; "
                             "0 where the timer interrupt comes from hardware",
+    "tick_stall_per_s": "times per second no timer interrupt reaches any vCPU while the vCPUs run on (Poisson): "
+                        "the emulator's main-loop thread, which delivers them, waits for a host core the vCPU "
+                        "threads hold; 0 where the timers are hardware",
+    "tick_stall_min_ns": "shortest such stall (lengths uniform between the two)",
+    "tick_stall_max_ns": "longest such stall",
 }
 
 #: cost groups, one scale factor each (every entry is a COSTS name)
@@ -99,6 +104,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "stall": ("vcpu_stall_per_s",),
     "stall_pause": ("vcpu_stall_ns",),
     "timer_irq": ("timer_irq_latency_ns",),
+    "tick_stall": ("tick_stall_per_s",),
+    "tick_stall_pause": ("tick_stall_min_ns", "tick_stall_max_ns"),
 }
 #: the costs of guest code, which a faster or slower host speeds up or slows down alike
 GUEST_CPU_COSTS: tuple[str, ...] = tuple(k for g in ("per_object", "slab", "allocator", "sched_irq", "reclaim")

@@ -15,6 +15,9 @@ host core, and nothing runs on it meanwhile (not even its tick):
 A paused vCPU holds up every grace period (it reports no quiescent state)
 while the vCPUs that run keep allocating.
 
+A third, :func:`start_tick_stalls`, stops the emulated timer interrupts of every
+vCPU at once while the vCPUs run on (QEMU's main-loop thread waiting for a core).
+
 And two things change how a vCPU runs while it runs: :class:`VcpuSpeed`, how
 fast (profile costs ``vcpu_speed_sd``, ``vcpu_speed_tau_ns``), and
 :class:`TimerIrqLatency`, how late its timer interrupts come (profile cost
@@ -24,6 +27,7 @@ fast (profile costs ``vcpu_speed_sd``, ``vcpu_speed_tau_ns``), and
 from __future__ import annotations
 
 import math
+import random
 from typing import TYPE_CHECKING, Final
 
 from ..core.rng import exponential_ns, pareto_ns
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
 def start_host(kernel: "Kernel") -> None:
     """What the profile says the host does: steal, speed that varies, and shared cores if there are fewer."""
     start_vcpu_steal(kernel)
+    start_tick_stalls(kernel)
     VcpuSpeed.start(kernel)
     layout = kernel.profile.layout
     cores, slice_ns = int(layout["host_cpus"]), int(layout["host_slice_ns"])
@@ -55,6 +60,40 @@ def start_vcpu_steal(kernel: "Kernel") -> None:
         if rate > 0 and mean > 0:
             for cpu in kernel.cpus:
                 _next_steal(kernel, cpu, kind, rate, mean, shape)
+
+
+def start_tick_stalls(kernel: "Kernel") -> None:
+    """Stretches in which no timer interrupt reaches any vCPU while the vCPUs run on.
+
+    Under QEMU TCG every vCPU's LAPIC timer is a QEMU timer of the main-loop
+    thread, which raises the interrupt on the vCPU; with as many busy vCPU
+    threads as host cores that thread waits for a core now and then, for a
+    host tick or so (``perf sched``: scheduling delays up to 5.3 ms), and the
+    periodic timer's missed periods are skipped, not queued.  Measured in the
+    kernel's event ring, whose ticks carry the TSC (data/qemu-tcg-fast-2026-11-27
+    NOTES.md item 9): both vCPUs' ticks stop at once for 2.5-10 ms a few times a
+    second, and in about a third of those stops the kfree threads go on at full
+    speed.  So no tick, timer or hrtimer runs on any CPU until the stall ends
+    (:attr:`Clock.stalled_until`), when each CPU takes one tick: grace periods
+    and the krcps' monitors stop while the vCPUs allocate.  Simplification: the
+    skipped ticks are not taken off ``jiffies`` (the guest's clock, a jiffies
+    clocksource under TCG, falls behind by them), so timers after a stall fire
+    up to its length early and rcuscale's times include the stalls.  Poisson
+    starts (profile ``tick_stall_per_s``), lengths uniform between
+    ``tick_stall_min_ns`` and ``tick_stall_max_ns``."""
+    costs = kernel.profile.costs
+    rate, lo, hi = costs["tick_stall_per_s"], int(costs["tick_stall_min_ns"]), int(costs["tick_stall_max_ns"])
+    if rate > 0 and hi > 0:
+        _next_tick_stall(kernel, kernel.rng.stream("tick-stall"), rate, lo, hi)
+
+
+def _next_tick_stall(kernel: "Kernel", rng: "random.Random", rate: float, lo: int, hi: int) -> None:
+    def stall(_: object) -> None:
+        clock = kernel.clock
+        clock.stalled_until = max(clock.stalled_until, kernel.sim.now + rng.randint(lo, hi))
+        _next_tick_stall(kernel, rng, rate, lo, hi)
+
+    kernel.sim.at(kernel.sim.now + exponential_ns(rng, 1e9 / rate), stall, None, PRIO_HARDIRQ)
 
 
 def _next_steal(kernel: "Kernel", cpu: "Cpu", kind: str, rate: float, mean: float, shape: float) -> None:

@@ -86,10 +86,12 @@ def wheel_expiry(expires: int, base_clk: int, hz: int) -> int:
 class Clock:
     """HZ, the tick length and jiffies of one simulated machine."""
 
-    __slots__ = ("sim", "hz", "tick_ns")
+    __slots__ = ("sim", "hz", "tick_ns", "stalled_until")
 
     def __init__(self, sim: Simulator, hz: int) -> None:
         self.sim = sim
+        #: no timer interrupt reaches any CPU before this instant (host.start_tick_stalls())
+        self.stalled_until = 0
         self.hz = hz
         self.tick_ns = (NSEC_PER_SEC + hz // 2) // hz  # TICK_NSEC
 
@@ -154,8 +156,12 @@ class HrTimer:
         return was
 
     def _expire(self, _: object) -> None:
-        self._ev = None
         cpu = self.cpu
+        stalled = cpu.kernel.clock.stalled_until
+        if stalled > cpu.sim.now:  # the interrupt comes when the emulator delivers it
+            self._ev = cpu.sim.at(stalled, self._expire_cb, None, PRIO_HARDIRQ)
+            return
+        self._ev = None
         if cpu.tracer is not None:
             # __run_hrtimer(): debug_deactivate() traces hrtimer_cancel before the expiry
             cpu.tracer.hrtimer_cancel(cpu, self, expiring=True)
@@ -199,6 +205,10 @@ class TimerList:
         return was
 
     def _fire(self, _: object) -> None:
+        stalled = self.cpu.kernel.clock.stalled_until
+        if stalled > self.cpu.sim.now:  # no tick, no TIMER softirq, until the stall ends
+            self._ev = self.cpu.sim.at(stalled, self._fire, None, PRIO_SOFTIRQ)
+            return
         self._ev = None
         self.cpu.kernel.rcu.tick_from_idle(self.cpu)  # a stopped tick restarts for the timer
         self.cpu.softirq(self.function, self.arg)
