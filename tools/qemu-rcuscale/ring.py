@@ -869,6 +869,36 @@ def print_ticks(path: Path, tsc_hz: float) -> None:
               f"p99 {q[98]:.3f}, longest {max(gaps):.2f}; over 2.5 ms: {len(long)} {long}")
 
 
+def tick_stalls(paths: list[Path], tsc_hz: float, full: float = 0.9) -> None:
+    """The profile's ``tick_stall_*`` from rings with event 31: the gaps between CPU 0's
+    ticks longer than 2.5 ms of real time in which the kfree threads started bulk pages
+    (PAGE events, in ring order between the two ticks) at ``full`` of their normal rate
+    per real ms or more; their rate, and their lengths less the 1 ms tick."""
+    stalls: list[float] = []
+    seconds = 0.0
+    for path in paths:
+        events = load(path)
+        det = [e for e in events if e[1] == DETACH]
+        t0, t1 = det[0][0], det[-1][0]
+        idx = [i for i, e in enumerate(events) if e[1] == TICK_TSC and e[2] == 0 and t0 <= e[0] <= t1]
+        seconds += (events[idx[-1]][4] - events[idx[0]][4]) / tsc_hz
+        normal: list[float] = []
+        gaps: list[tuple[float, float]] = []
+        for i0, i1 in zip(idx, idx[1:]):
+            gap = (events[i1][4] - events[i0][4]) / tsc_hz * 1e3
+            pages = sum(1 for e in events[i0:i1] if e[1] == PAGE)
+            (gaps if gap > 2.5 else normal).append((gap, pages / gap))
+        rate = statistics.mean(r for _, r in normal)
+        mine = [g for g, r in gaps if r >= full * rate]
+        stalls += mine
+        print(f"{path}: {len(gaps)} gaps over 2.5 ms, {len(mine)} with the kfree threads at {full} of their "
+              f"normal rate or more: {sorted(round(g, 1) for g in mine)}")
+    if stalls:
+        print(f"tick_stall_per_s {len(stalls) / seconds:.2f} ({len(stalls)} in {seconds:.1f} s), tick_stall_min_ns "
+              f"{(min(stalls) - 1) * 1e6:.0f}, tick_stall_max_ns {(max(stalls) - 1) * 1e6:.0f} (the gaps less the "
+              f"1 ms tick; median {statistics.median(stalls) - 1:.2f} ms)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -890,6 +920,7 @@ def main() -> None:
     k = sub.add_parser("ticks", help="the ticks in real (TSC) time against the guest's clock (event 31)")
     k.add_argument("rings", nargs="+", type=Path)
     k.add_argument("--tsc-mhz", type=float, default=2600.005, help="the guest's 'tsc: Detected ... MHz' line")
+    k.add_argument("--stalls", action="store_true", help="also the profile's tick_stall_* from these rings")
     q = sub.add_parser("qs", help="who reported each grace period's quiescent states, and how (events 28-30)")
     q.add_argument("rings", nargs="+", type=Path)
     m = sub.add_parser("model", help="record the model's ring (needs kvfree_sim importable)")
@@ -913,6 +944,8 @@ def main() -> None:
     elif args.cmd == "ticks":
         for path in args.rings:
             print_ticks(path, args.tsc_mhz * 1e6)
+        if args.stalls:
+            tick_stalls(args.rings, args.tsc_mhz * 1e6)
     elif args.cmd == "qs":
         for path in args.rings:
             print_qs(path)

@@ -104,8 +104,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "stall": ("vcpu_stall_per_s",),
     "stall_pause": ("vcpu_stall_ns",),
     "timer_irq": ("timer_irq_latency_ns",),
-    "tick_stall": ("tick_stall_per_s",),
-    "tick_stall_pause": ("tick_stall_min_ns", "tick_stall_max_ns"),
 }
 #: the costs of guest code, which a faster or slower host speeds up or slows down alike
 GUEST_CPU_COSTS: tuple[str, ...] = tuple(k for g in ("per_object", "slab", "allocator", "sched_irq", "reclaim")

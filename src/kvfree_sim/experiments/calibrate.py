@@ -36,7 +36,8 @@ scale factor applied to the starting profile's values (see :data:`GROUPS`):
 The law of the pause lengths (``vcpu_steal_shape``) is kept from the starting
 profile (:data:`UNSCALED`): fit under each law and compare the objectives.  So
 are the speed spreads (``boot_speed_sd``, ``vcpu_speed_sd``,
-``vcpu_speed_tau_ns``): they are measured, not fitted.
+``vcpu_speed_tau_ns``) and the emulator's tick stalls (``tick_stall_*``, from
+an event ring whose ticks carry the TSC): they are measured, not fitted.
 
 A group whose costs are all zero in the starting profile (no steal on a
 dedicated host) is left out: a factor cannot change it.
@@ -112,7 +113,8 @@ from .validate import (
 #: the boot-to-boot speed spread is read off the data's completion times, and the
 #: within-run speed variation off the kernel's event rings (tools/qemu-rcuscale/ring.py
 #: speed), not fitted
-UNSCALED: tuple[str, ...] = ("vcpu_steal_shape", "boot_speed_sd", "vcpu_speed_sd", "vcpu_speed_tau_ns")
+UNSCALED: tuple[str, ...] = ("vcpu_steal_shape", "boot_speed_sd", "vcpu_speed_sd", "vcpu_speed_tau_ns",
+                             "tick_stall_per_s", "tick_stall_min_ns", "tick_stall_max_ns")
 #: objective weights per metric (see the module doc)
 WEIGHTS: dict[str, float] = {"time_s": 2.0, "batches": 1.0, "oom_share": 1.0, **{c: 0.2 for c in TARGET_COUNTERS},
                              "shrink_count": 0.2}
