@@ -16,27 +16,28 @@ What is modelled, and where it comes from (v5.11; v6.1 is the same here):
   CPU reports.  Then ``rcu_gp_cleanup()`` ends the GP and starts the next if one
   is needed.  ``jiffies_till_{first,next}_fqs`` default to
   ``RCU_JIFFIES_TILL_FORCE_QS + nr_cpu_ids / RCU_JIFFIES_FQS_DIV``.
-* A busy CPU (one running a task) notices a new GP at its first tick after the
-  GP started (``rcu_pending()`` -> ``rcu_core()`` -> ``note_gp_changes()``) and
-  reports its quiescent state at the next tick: the tick finds it outside any
-  read-side critical section with preemption enabled
-  (``rcu_flavor_sched_clock_irq()`` -> ``rcu_qs()``) and ``rcu_core()`` reports
-  it (``rcu_check_quiescent_state()``).  An idle CPU that takes its tick (it holds
-  callbacks, ``rcu_needs_cpu()``, or the machine ticks periodically, below)
-  notices GPs the same way, but the idle task runs with preemption disabled
-  (``init_idle_preempt_count()``), so its tick reports only a quiescent state a
-  context switch noted since (the GP kthread's CPU, once the kthread sleeps).  A tick that comes while the CPU holds
-  interrupts off (a kfree thread inside ``kvfree_call_rcu()``'s krcp lock) is
-  taken where they come back on, in ``raw_spin_unlock_irqrestore()`` before its
-  ``preempt_enable()``: preemption is still disabled and it reports nothing
-  (``Cpu.curr_irqs_off_now()``).  A context switch between those ticks
-  also clears the flag but the report still waits for the softirq of the
-  second tick, so the model reports at that tick.  A dyntick-idle CPU
-  (NO_HZ_IDLE, tick stopped) is reported by the FQS scan, which a 3-jiffy
-  timeout puts 4 ticks after the GP started.  A guest whose only clocksource
-  is jiffies (QEMU TCG: no stable TSC, no HPET without ACPI) never enters nohz
-  mode (``tick_check_oneshot_change()`` needs ``timekeeping_valid_for_hres()``),
-  so every CPU keeps its periodic tick while idle (profile layout ``tick_periodic``).
+* A busy CPU (one running a task) notices a new GP at its first tick after the GP
+  started (``rcu_pending()`` -> ``rcu_core()`` -> ``note_gp_changes()``) and reports
+  its quiescent state at the next tick: the tick finds it outside any read-side
+  critical section with preemption enabled (``rcu_flavor_sched_clock_irq()`` ->
+  ``rcu_qs()``) and ``rcu_core()`` reports it (``rcu_check_quiescent_state()``).  An
+  idle CPU that takes its tick (it holds callbacks, ``rcu_needs_cpu()``, or the
+  machine ticks periodically, below) notices GPs the same way, but the idle task runs
+  with preemption disabled (``init_idle_preempt_count()``), so its tick reports only a
+  quiescent state a context switch noted since (the GP kthread's CPU, once the kthread
+  sleeps).  A tick that comes while the CPU holds interrupts off (a kfree thread
+  inside ``kvfree_call_rcu()``'s krcp lock) is taken where they come back on, in
+  ``raw_spin_unlock_irqrestore()`` before its ``preempt_enable()``: preemption is
+  still disabled and it reports nothing (``Cpu.curr_irqs_off_now()``).  A context
+  switch between those ticks also clears the flag but the report still waits for the
+  softirq of the second tick, so the model reports at that tick.  A dyntick-idle CPU
+  (NO_HZ_IDLE, tick stopped) is reported by the FQS scan, which a 3-jiffy timeout puts
+  4 ticks after the GP started, or, if a context switch noted its quiescent state, by
+  the tick that wakes it for a timer (:meth:`Rcu.tick_from_idle`: the GP kthread's own
+  CPU, woken for that very timeout).  A guest whose only clocksource is jiffies (QEMU
+  TCG: no stable TSC, no HPET without ACPI) never enters nohz mode
+  (``tick_check_oneshot_change()`` needs ``timekeeping_valid_for_hres()``), so every
+  CPU keeps its periodic tick while idle (profile layout ``tick_periodic``).
 * ``call_rcu()`` queues a callback on the calling CPU, unaccelerated (in
   ``RCU_NEXT_TAIL``, no GP assigned).  Only that CPU's own RCU code accelerates
   it (``rcu_accelerate_cbs()``: assigns ``rcu_seq_snap(&rcu_state.gp_seq)`` and
