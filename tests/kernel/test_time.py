@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from kvfree_sim.core.sim import Simulator
+from kvfree_sim.core.sim import PRIO_SOFTIRQ, Simulator
 from kvfree_sim.kernel.time import Clock, HrTimer, TimerList, wheel_expiry
 
 from ktest import MSEC, USEC, at, hog, spawn
@@ -223,3 +223,52 @@ def test_a_cpu_whose_tick_comes_later_runs_its_wheel_timers_then(make_kernel) ->
     assert fired == [("cpu0", 11 * MSEC), ("cpu1", 11 * MSEC + 700 * USEC)]
     assert [c.tick_offset for c in kernel.cpus] == [0, 700 * USEC]
     assert kernel.cpus[1].next_tick(11 * MSEC + 700 * USEC) == 12 * MSEC + 700 * USEC
+
+
+def test_a_stall_freezes_jiffies_and_skips_the_ticks_due_in_it(make_kernel) -> None:
+    """Clock.stall(): the emulator delivers no tick from 10.5 to 15.2 ms; the ticks due
+    at 11-15 ms come as one at 15.2 ms, so jiffies stands at 10 through the stall, is 11
+    at its end and 12 at the 16 ms tick (not 16): four ticks skipped, and the guest's
+    clock (ktime) 4 ms behind real time from then on."""
+    kernel = make_kernel(ncpus=1)
+    clock = kernel.clock
+    seen: dict[int, tuple[int, int]] = {}
+
+    def look(_: object) -> None:
+        seen[kernel.sim.now] = (clock.jiffies, clock.ktime_ns())
+
+    kernel.sim.at(10_500_000, lambda _: clock.stall(15_200_000))
+    for t in (10_400_000, 12_000_000, 15_200_000, 16_000_000, 20_000_000):
+        kernel.sim.at(t, look, None, PRIO_SOFTIRQ)
+    kernel.sim.run(until=21 * MSEC)
+    assert seen[10_400_000] == (10, 10_400_000)
+    assert seen[12_000_000][0] == 10 and seen[12_000_000][1] == 10_500_000  # frozen
+    assert seen[15_200_000][0] == 11
+    assert seen[16_000_000] == (12, 12_000_000)
+    assert seen[20_000_000] == (16, 16_000_000)
+
+
+def test_a_timer_due_after_a_stall_waits_for_its_jiffy(make_kernel) -> None:
+    """A timer for jiffy 14 armed before a stall that skips four ticks fires when
+    jiffies reaches 14 (at 18 ms of real time, wheel rounding included), not at 14 or 15 ms."""
+    kernel = make_kernel(ncpus=1)
+    clock = kernel.clock
+    fired: list[tuple[int, int]] = []
+    timer = TimerList(kernel.cpus[0], lambda _: fired.append((kernel.sim.now, clock.jiffies)))
+    kernel.sim.at(9_500_000, lambda _: timer.add(13))  # level 0 fires one jiffy after: 14
+    kernel.sim.at(10_500_000, lambda _: clock.stall(15_200_000))
+    kernel.sim.run(until=30 * MSEC)
+    assert fired == [(18_000_000, 14)]
+
+
+def test_a_timer_armed_in_a_stall_fires_after_it(make_kernel) -> None:
+    """Armed while a stall holds jiffies at 10 (at 13.5 ms of real time), a timer for
+    jiffy 11 (level 0: fires at 12) waits for the stall's end and then for jiffies 12."""
+    kernel = make_kernel(ncpus=1)
+    clock = kernel.clock
+    fired: list[tuple[int, int]] = []
+    timer = TimerList(kernel.cpus[0], lambda _: fired.append((kernel.sim.now, clock.jiffies)))
+    kernel.sim.at(10_500_000, lambda _: clock.stall(15_200_000))
+    kernel.sim.at(13_500_000, lambda _: timer.add(clock.jiffies + 1))
+    kernel.sim.run(until=30 * MSEC)
+    assert fired == [(16_000_000, 12)]

@@ -74,11 +74,11 @@ def start_tick_stalls(kernel: "Kernel") -> None:
     NOTES.md item 9): both vCPUs' ticks stop at once for 2.5-10 ms a few times a
     second, and in about a third of those stops the kfree threads go on at full
     speed.  So no tick, timer or hrtimer runs on any CPU until the stall ends
-    (:attr:`Clock.stalled_until`), when each CPU takes one tick: grace periods
-    and the krcps' monitors stop while the vCPUs allocate.  Simplification: the
-    skipped ticks are not taken off ``jiffies`` (the guest's clock, a jiffies
-    clocksource under TCG, falls behind by them), so timers after a stall fire
-    up to its length early and rcuscale's times include the stalls.  Poisson
+    (:meth:`Clock.stall`), when each CPU takes one tick: grace periods and the
+    krcps' monitors stop while the vCPUs allocate, and ``jiffies`` and the
+    guest's clock (a jiffies clocksource under TCG) fall behind real time by the
+    ticks skipped, as the kernel's ring shows (its clock 0.7-2.5% behind the
+    TSC); rcuscale's times leave the stalls out as the kernel's do.  Poisson
     starts (profile ``tick_stall_per_s``), lengths uniform between
     ``tick_stall_min_ns`` and ``tick_stall_max_ns``."""
     costs = kernel.profile.costs
@@ -89,8 +89,7 @@ def start_tick_stalls(kernel: "Kernel") -> None:
 
 def _next_tick_stall(kernel: "Kernel", rng: "random.Random", rate: float, lo: int, hi: int) -> None:
     def stall(_: object) -> None:
-        clock = kernel.clock
-        clock.stalled_until = max(clock.stalled_until, kernel.sim.now + rng.randint(lo, hi))
+        kernel.clock.stall(kernel.sim.now + rng.randint(lo, hi))
         _next_tick_stall(kernel, rng, rate, lo, hi)
 
     kernel.sim.at(kernel.sim.now + exponential_ns(rng, 1e9 / rate), stall, None, PRIO_HARDIRQ)

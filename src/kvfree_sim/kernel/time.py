@@ -84,24 +84,60 @@ def wheel_expiry(expires: int, base_clk: int, hz: int) -> int:
 
 
 class Clock:
-    """HZ, the tick length and jiffies of one simulated machine."""
+    """HZ, the tick length and jiffies of one simulated machine.
 
-    __slots__ = ("sim", "hz", "tick_ns", "stalled_until")
+    The ticks fall on a grid of real time.  Where the emulator stops delivering
+    them for a while (:meth:`stall`, host.start_tick_stalls()), the ticks due
+    meanwhile come as one at the stall's end: ``jiffies``, which only ticks
+    advance, stands still through the stall and then falls behind real time by
+    the ticks skipped, and so does the guest's clock (:meth:`ktime_ns`: under
+    QEMU TCG the clocksource is jiffies)."""
+
+    __slots__ = ("sim", "hz", "tick_ns", "stalled_until", "stalled_from", "skipped", "_skipping")
 
     def __init__(self, sim: Simulator, hz: int) -> None:
         self.sim = sim
         #: no timer interrupt reaches any CPU before this instant (host.start_tick_stalls())
         self.stalled_until = 0
+        self.stalled_from = 0
+        self.skipped = 0  # ticks skipped by the stalls that have ended
+        self._skipping = 0  # ... and by the current one, from its end
         self.hz = hz
         self.tick_ns = (NSEC_PER_SEC + hz // 2) // hz  # TICK_NSEC
 
+    def stall(self, until: int) -> None:
+        """No tick reaches any CPU before ``until`` (from now, or extending the stall on)."""
+        self._settle()
+        now = self.sim.now
+        if now >= self.stalled_until:
+            self.stalled_from = now
+        self.stalled_until = max(self.stalled_until, until)
+        due = self.stalled_until // self.tick_ns - self.stalled_from // self.tick_ns
+        self._skipping = max(due - 1, 0)  # all but the one taken at the end
+
+    def _settle(self) -> None:
+        if self._skipping and self.sim.now >= self.stalled_until:
+            self.skipped += self._skipping
+            self._skipping = 0
+
+    def _guest_now(self) -> int:
+        """Real time as the guest's ticks have counted it: frozen in a stall."""
+        self._settle()
+        now = self.sim.now
+        return self.stalled_from if now < self.stalled_until else now
+
     @property
     def jiffies(self) -> int:
-        return self.sim.now // self.tick_ns
+        return self._guest_now() // self.tick_ns - self.skipped
+
+    def ktime_ns(self) -> int:
+        """ktime_get(): the guest's monotonic clock, behind real time by the skipped ticks."""
+        return self._guest_now() - self.skipped * self.tick_ns
 
     def jiffy_time(self, j: int) -> int:
-        """The instant of the tick that makes ``jiffies == j``."""
-        return j * self.tick_ns
+        """The instant of the tick that makes ``jiffies == j`` (no stall meanwhile)."""
+        self._settle()
+        return (j + self.skipped) * self.tick_ns
 
     def next_tick(self, t: int) -> int:
         """The first tick strictly after ``t``."""
@@ -172,7 +208,7 @@ class HrTimer:
 class TimerList:
     """``struct timer_list`` on one CPU's timer wheel; runs in TIMER softirq."""
 
-    __slots__ = ("cpu", "function", "arg", "_ev", "expires")
+    __slots__ = ("cpu", "function", "arg", "_ev", "expires", "_fire_j")
 
     def __init__(self, cpu: "Cpu", function: Callable[[object], None], arg: object = None) -> None:
         self.cpu = cpu
@@ -180,6 +216,7 @@ class TimerList:
         self.arg = arg
         self._ev: Event | None = None
         self.expires = 0
+        self._fire_j = 0
 
     def pending(self) -> bool:
         """timer_pending()."""
@@ -194,8 +231,11 @@ class TimerList:
         now_j = clock.jiffies
         fire = wheel_expiry(expires, now_j, clock.hz)
         self.expires = expires
-        # the TIMER softirq of this CPU's tick for that jiffy (Cpu.tick_offset)
-        self._ev = clock.sim.at(clock.jiffy_time(fire) + self.cpu.tick_offset, self._fire, None, PRIO_SOFTIRQ)
+        self._fire_j = fire
+        # the TIMER softirq of this CPU's tick for that jiffy (Cpu.tick_offset); armed in a
+        # stall, whose jiffies stand still, that instant may be past: _fire() waits on
+        t = clock.jiffy_time(fire) + self.cpu.tick_offset
+        self._ev = clock.sim.at(max(t, clock.sim.now), self._fire, None, PRIO_SOFTIRQ)
 
     def delete(self) -> bool:
         """del_timer(): True if it was pending."""
@@ -205,9 +245,13 @@ class TimerList:
         return was
 
     def _fire(self, _: object) -> None:
-        stalled = self.cpu.kernel.clock.stalled_until
-        if stalled > self.cpu.sim.now:  # no tick, no TIMER softirq, until the stall ends
-            self._ev = self.cpu.sim.at(stalled, self._fire, None, PRIO_SOFTIRQ)
+        clock = self.cpu.kernel.clock
+        if clock.stalled_until > self.cpu.sim.now:  # no tick, no TIMER softirq, until the stall ends
+            self._ev = self.cpu.sim.at(clock.stalled_until, self._fire, None, PRIO_SOFTIRQ)
+            return
+        if clock.jiffies < self._fire_j:  # a stall skipped ticks since: jiffies gets there later
+            t = clock.jiffy_time(self._fire_j) + self.cpu.tick_offset
+            self._ev = self.cpu.sim.at(max(t, self.cpu.sim.now), self._fire, None, PRIO_SOFTIRQ)
             return
         self._ev = None
         self.cpu.kernel.rcu.tick_from_idle(self.cpu)  # a stopped tick restarts for the timer
