@@ -65,8 +65,8 @@ logged, all events from the CPU that makes it:
   the slab's pfn; then 26 with the cache's name, bytes 0-7, and 27 with bytes
   8-15 if it is longer.
 
-Since 2026-11-27 (fourth host session) tree.c also logs how each CPU's
-quiescent state gets reported:
+Since 2026-11-27 tree.c also logs how each CPU's quiescent state gets
+reported, and every tick's TSC:
 
 * 28, rcu_report_qs_rdp() reporting (the CPU's own report, from rcu_core()):
   krcpu the CPU, arg bit 0 rcu_is_cpu_rrupt_from_idle(), bit 1 the idle
@@ -74,7 +74,6 @@ quiescent state gets reported:
 * 29, each rcu_sched_clock_irq() in an interrupt from idle: cpu, arg user.
 * 30, force_qs_rnp() reporting a CPU: krcpu the CPU, arg 1 at the first
   scan (dyntick_save_progress_counter()), 0 at a later one.
-
 * 31, each rcu_sched_clock_irq() (every tick of every CPU): cpu, arg the
   TSC (get_cycles()), which under TCG follows the host's clock, where the
   event's time, local_clock(), follows the guest's jiffies.
@@ -142,10 +141,15 @@ def save(path: Path, events: list[Event]) -> None:
             f.write(ENTRY.pack(*e))
 
 
+def span_of_test(events: list[Event]) -> tuple[int, int]:
+    """The test's span in the ring: its first to its last detach."""
+    det = [e for e in events if e[1] == DETACH]
+    return det[0][0], det[-1][0]
+
+
 def metrics(events: list[Event], page_kb: int = 4) -> dict[str, list[float]]:
     """Distributions over the test (first to last detach), in ms, objects or MB."""
-    det = [e for e in events if e[1] == DETACH]
-    t0, t1 = det[0][0], det[-1][0]
+    t0, t1 = span_of_test(events)
     ev = [e for e in events if t0 <= e[0] <= t1]
     out: dict[str, list[float]] = defaultdict(list)
     gp_start = None
@@ -809,8 +813,7 @@ def fit_speed(rings: list[Path], model_rings: list[Path], reps: int = 8) -> None
 def print_qs(path: Path) -> None:
     """How each grace period's quiescent states were reported (events 28-30)."""
     events = load(path)
-    det = [e for e in events if e[1] == DETACH]
-    t0, t1 = det[0][0], det[-1][0]
+    t0, t1 = span_of_test(events)
     gps: list[tuple[int, int, int, list[tuple[int, str, int]]]] = []  # (start, end, kthread cpu, reports)
     cur: tuple[int, int, list[tuple[int, str, int]]] | None = None
     idle_ticks: dict[int, int] = defaultdict(int)
@@ -853,8 +856,7 @@ def print_qs(path: Path) -> None:
 def print_ticks(path: Path, tsc_hz: float) -> None:
     """The ticks in real (TSC) time against the guest's clock (event 31)."""
     events = load(path)
-    det = [e for e in events if e[1] == DETACH]
-    t0, t1 = det[0][0], det[-1][0]
+    t0, t1 = span_of_test(events)
     for cpu in sorted({e[2] for e in events if e[1] == TICK_TSC}):
         ticks = [(e[0], e[4]) for e in events if e[1] == TICK_TSC and e[2] == cpu and t0 <= e[0] <= t1]
         if len(ticks) < 100:
@@ -878,8 +880,7 @@ def tick_stalls(paths: list[Path], tsc_hz: float, full: float = 0.9) -> None:
     seconds = 0.0
     for path in paths:
         events = load(path)
-        det = [e for e in events if e[1] == DETACH]
-        t0, t1 = det[0][0], det[-1][0]
+        t0, t1 = span_of_test(events)
         idx = [i for i, e in enumerate(events) if e[1] == TICK_TSC and e[2] == 0 and t0 <= e[0] <= t1]
         seconds += (events[idx[-1]][4] - events[idx[0]][4]) / tsc_hz
         normal: list[float] = []

@@ -27,13 +27,14 @@ fast (profile costs ``vcpu_speed_sd``, ``vcpu_speed_tau_ns``), and
 from __future__ import annotations
 
 import math
-import random
 from typing import TYPE_CHECKING, Final
 
 from ..core.rng import exponential_ns, pareto_ns
 from ..core.sim import PRIO_HARDIRQ
 
 if TYPE_CHECKING:
+    import random
+
     from .sched import Cpu
     from .system import Kernel
 

@@ -217,11 +217,9 @@ class Rcu:
     def _tick(self, _: object) -> None:
         """The tick of every CPU that ticks on the jiffy grid; the others' come later in
         the jiffy (:meth:`_cpu_tick`)."""
-        stalled = self.kernel.clock.stalled_until
-        if stalled > self.sim.now:  # the ticks missed in a stall come as one at its end
-            self._tick_ev = self.sim.at(stalled, self._tick, None, PRIO_SOFTIRQ)
+        self._tick_ev = self.kernel.clock.after_stall(self._tick, None, PRIO_SOFTIRQ)
+        if self._tick_ev is not None:  # the ticks missed in a stall come as one at its end
             return
-        self._tick_ev = None
         cpus = self.kernel.cpus
         idle = not self.gp_in_progress
         later = self._phased_ids
@@ -307,11 +305,9 @@ class Rcu:
 
     def _cpu_tick(self, cid: int) -> None:
         """CPU ``cid``'s own tick: rcu_sched_clock_irq() and its RCU softirq."""
-        stalled = self.kernel.clock.stalled_until
-        if stalled > self.sim.now:
-            self._own_ev[cid] = self.sim.at(stalled, self._cpu_tick, cid, PRIO_SOFTIRQ)
+        self._own_ev[cid] = self.kernel.clock.after_stall(self._cpu_tick, cid, PRIO_SOFTIRQ)
+        if self._own_ev[cid] is not None:
             return
-        self._own_ev[cid] = None
         cpu = self.kernel.cpus[cid]
         if cpu.paused_until > self.sim.now:
             self._own_tick_at(cpu, cpu.paused_until)  # late, when the vCPU runs again

@@ -768,11 +768,9 @@ class Cpu:
 
     def _tick(self, _: object) -> None:
         """scheduler_tick() -> task_tick_fair() -> check_preempt_tick()."""
-        stalled = self.kernel.clock.stalled_until
-        if stalled > self.sim.now:  # the emulator delivers no tick until the stall ends
-            self.tick_ev = self.sim.at(stalled, self._tick, None, PRIO_SOFTIRQ)
+        self.tick_ev = self.kernel.clock.after_stall(self._tick, None, PRIO_SOFTIRQ)
+        if self.tick_ev is not None:  # the emulator delivers no tick until the stall ends
             return
-        self.tick_ev = None
         curr = self.curr
         if curr is None or not self.rq:
             return

@@ -24,7 +24,7 @@ profile says a CPU's tick comes later in the jiffy (layout ``vcpu_tick_phase_ns`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Final
+from typing import TYPE_CHECKING, Any, Callable, Final
 
 from ..core.sim import PRIO_HARDIRQ, PRIO_SOFTIRQ, Event, Simulator
 
@@ -115,6 +115,13 @@ class Clock:
         due = self.stalled_until // self.tick_ns - self.stalled_from // self.tick_ns
         self._skipping = max(due - 1, 0)  # all but the one taken at the end
 
+    def after_stall(self, fn: Callable[[Any], None], arg: Any, prio: int) -> Event | None:
+        """If a stall holds the timer interrupts now, run ``fn(arg)`` at its end instead
+        and return that event (the caller keeps it as its pending one); else None."""
+        if self.stalled_until > self.sim.now:
+            return self.sim.at(self.stalled_until, fn, arg, prio)
+        return None
+
     def _settle(self) -> None:
         if self._skipping and self.sim.now >= self.stalled_until:
             self.skipped += self._skipping
@@ -193,11 +200,9 @@ class HrTimer:
 
     def _expire(self, _: object) -> None:
         cpu = self.cpu
-        stalled = cpu.kernel.clock.stalled_until
-        if stalled > cpu.sim.now:  # the interrupt comes when the emulator delivers it
-            self._ev = cpu.sim.at(stalled, self._expire_cb, None, PRIO_HARDIRQ)
+        self._ev = cpu.kernel.clock.after_stall(self._expire_cb, None, PRIO_HARDIRQ)
+        if self._ev is not None:  # the interrupt comes when the emulator delivers it
             return
-        self._ev = None
         if cpu.tracer is not None:
             # __run_hrtimer(): debug_deactivate() traces hrtimer_cancel before the expiry
             cpu.tracer.hrtimer_cancel(cpu, self, expiring=True)
@@ -246,8 +251,8 @@ class TimerList:
 
     def _fire(self, _: object) -> None:
         clock = self.cpu.kernel.clock
-        if clock.stalled_until > self.cpu.sim.now:  # no tick, no TIMER softirq, until the stall ends
-            self._ev = self.cpu.sim.at(clock.stalled_until, self._fire, None, PRIO_SOFTIRQ)
+        self._ev = clock.after_stall(self._fire, None, PRIO_SOFTIRQ)
+        if self._ev is not None:  # no tick, no TIMER softirq, until the stall ends
             return
         if clock.jiffies < self._fire_j:  # a stall skipped ticks since: jiffies gets there later
             t = clock.jiffy_time(self._fire_j) + self.cpu.tick_offset
