@@ -296,9 +296,8 @@ class Rcu:
         quiescent state a context switch noted (the GP kthread's CPU, which slept into
         this timeout) is reported by its RCU softirq before the GP kthread runs."""
         cid = cpu.id
-        if (cpu.curr is not None or self.cbs[cid] or self.tick_periodic
-                or cpu.paused_until > self.sim.now):
-            return  # not dyntick-idle: its own tick does this
+        if not self._dyntick_idle(cid) or cpu.paused_until > self.sim.now:
+            return  # its own tick does this
         self._idle_wake = cid
         self._cpu_tick_body(cid)
         self._idle_wake = -1
@@ -321,17 +320,19 @@ class Rcu:
         self._invoke_ready(cid)
         self._tick_again()
 
+    def _dyntick_idle(self, cid: int) -> bool:
+        """Whether CPU ``cid`` has stopped its tick: idle, no callbacks (rcu_needs_cpu()),
+        and the machine in nohz mode."""
+        return self.kernel.cpus[cid].curr is None and not self.cbs[cid] and not self.tick_periodic
+
     def _busy_pending(self) -> bool:
-        if self.tick_periodic:
-            return bool(self.qs_pending)
-        cpus = self.kernel.cpus
-        return any(cpus[c].curr is not None or self.cbs[c] for c in self.qs_pending)
+        return any(not self._dyntick_idle(c) for c in self.qs_pending)
 
     def _takes_tick(self, cid: int) -> bool:
         """Whether CPU ``cid`` runs rcu_sched_clock_irq() and its softirq at this tick."""
         cpu = self.kernel.cpus[cid]
         curr = cpu.curr
-        if curr is None and not self.cbs[cid] and not self.tick_periodic:
+        if self._dyntick_idle(cid):
             return cid == self._idle_wake  # dyntick-idle: no tick, but the one that wakes it for a timer
         return curr is None or not curr.irqs_off  # the tick waits for interrupts to come back on
 
