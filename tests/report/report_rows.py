@@ -16,7 +16,8 @@ def make_row(variant: str, seed: int, outcome: str = "completed", total_s: float
     row.update(variant=variant, seed=seed, outcome=outcome, batches=100 + seed, footprint_mb=300, gps=90,
                total_ns=None if total_s is None else int(total_s * NS), sim_ns=int((total_s or 20.0) * NS))
     row.update({"shrink_scan": 10, "drained_pages": 0, "fill_runs": 50, "fill_pages": 250,
-                "refill_drained_unused": 0, "head_fallback": 1000, "mm_thread_direct_reclaim_ns": 0,
+                "refill_drained_unused": 0, "head_fallback": 1000, "direct_alloc": 0, "inline_kvfree": 0,
+                "mm_thread_direct_reclaim_ns": 0,
                 "sched_highpri_held_kfree_cpus_ns": 2_000_000})
     row.update(counters)
     return row

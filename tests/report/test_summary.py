@@ -132,3 +132,15 @@ def test_no_seed_sentence_without_enough_seeds_or_a_counter_that_tracks() -> Non
     flat += [make_row("v3", s, total_s=10.0 + 0.1 * (s % 2)) for s in range(1, 7)]  # counters all equal
     assert seed_sentence(flat, "v3", "base") is None
     assert "Seed by seed" not in _summary(flat, ("base", "v3"))
+
+
+def test_inline_page_allocations_and_inline_frees_are_named_when_they_differ() -> None:
+    rows = [make_row("a", s) for s in (1, 2)]
+    rows += [make_row("b", s, total_s=10.4, direct_alloc=700_000, inline_kvfree=12) for s in (1, 2)]
+    text = _summary(rows, ["a", "b"])
+    why = text.split("## What differs")[1]
+    assert "bulk pages kfree threads allocated inline (700,000 vs 0)" in why
+    assert "the kfree threads allocated 700,000 bulk pages per run themselves, inline in kvfree_call_rcu()" in why
+    assert "12 objects per run were freed by their kfree thread after a synchronize_rcu()" in why
+    same = _summary([make_row(v, 1) for v in ("a", "b")], ["a", "b"])
+    assert "inline in kvfree_call_rcu()" not in same and "synchronize_rcu()" not in same

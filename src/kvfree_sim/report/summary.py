@@ -233,10 +233,17 @@ def mechanism_sentences(s: VariantStats, base: VariantStats) -> list[str]:
          "highpri kworkers (the refill work runs on system_highpri_wq) held the kfree threads' CPUs "
          "for {a} ms per run vs {b} ms"),
         ("head_fallback", "{a} objects per run fell back to the rcu_head list (no cached page at hand) vs {b}"),
+        ("direct_alloc",
+         "the kfree threads allocated {a} bulk pages per run themselves, inline in kvfree_call_rcu() "
+         "(single-argument calls that found no cached page drop the krcp lock and call "
+         "__get_free_page()), vs {b}"),
+        ("inline_kvfree",
+         "{a} objects per run were freed by their kfree thread after a synchronize_rcu() "
+         "(single-argument calls that could get no page wait a grace period in place), vs {b}"),
     ):
         a, b = _c(s, key), _c(base, key)
         if _rel_diff(a, b) > SAME_TIME:
-            digits = 0 if key == "head_fallback" else 1
+            digits = 1 if key.endswith("_ns") else 0
             out.append(f"In {s.variant} " + template.format(a=_num(a, digits), b=_num(b, digits)) + ".")
     return out
 

@@ -50,6 +50,8 @@ EXPLAINING_METRICS: tuple[Metric, ...] = (
     Metric("fill_pages", "pages refilled"),
     Metric("refill_drained_unused", "pages refilled then drained unused"),
     Metric("head_fallback", "objects that fell back to the rcu_head list"),
+    Metric("direct_alloc", "bulk pages kfree threads allocated inline"),
+    Metric("inline_kvfree", "objects freed inline after synchronize_rcu()"),
     Metric("mm_thread_direct_reclaim_ns", "kfree threads' time in direct reclaim", NSEC_PER_MSEC, "ms"),
     Metric("sched_highpri_held_kfree_cpus_ns", "time highpri kworkers held kfree threads' CPUs",
            NSEC_PER_MSEC, "ms"),
