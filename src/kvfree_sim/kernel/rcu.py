@@ -26,9 +26,10 @@ What is modelled, and where it comes from (v5.11; v6.1 is the same here):
   with preemption disabled (``init_idle_preempt_count()``), so its tick reports only a
   quiescent state a context switch noted since (the GP kthread's CPU, once the kthread
   sleeps).  A tick that comes while the CPU holds interrupts off (a kfree thread
-  inside ``kvfree_call_rcu()``'s krcp lock) is taken where they come back on, in
-  ``raw_spin_unlock_irqrestore()`` before its ``preempt_enable()``: preemption is
-  still disabled and it reports nothing (``Cpu.curr_irqs_off_now()``).  A context
+  inside ``kvfree_call_rcu()``'s krcp lock) is taken where they come back on; from
+  v5.13 that is in ``raw_spin_unlock_irqrestore()`` before its ``preempt_enable()``:
+  preemption is still disabled and it reports nothing (``Cpu.irq_preempt_off_now()``;
+  in v5.11 the unlock enabled preemption first and the tick reported).  A context
   switch between those ticks also clears the flag but the report still waits for the
   softirq of the second tick, so the model reports at that tick.  A dyntick-idle CPU
   (NO_HZ_IDLE, tick stopped) is reported by the FQS scan, which a 3-jiffy timeout puts
@@ -267,7 +268,7 @@ class Rcu:
         if not self._takes_tick(cid):
             return  # dyntick-idle (left to the FQS scan), paused, irqs off
         if (cpu.nr_switches == self.noticed_sw[cid]
-                and (curr is None or curr.preempt_off or cpu.curr_irqs_off_now())):
+                and (curr is None or curr.preempt_off or cpu.irq_preempt_off_now())):
             # Preemption disabled is no quiescent state: the idle task's (it runs with
             # preempt_count PREEMPT_DISABLED, init_idle_preempt_count(), so its CPU is left
             # to the FQS scan), or a task's (a tick that finds interrupts off is taken with

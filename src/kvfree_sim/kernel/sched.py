@@ -124,8 +124,10 @@ class Chunk:
         """Commit the effect of ``ns`` more ns of CPU time (``ns <= remaining``)."""
         self.remaining -= ns
 
-    def irqs_off_after(self, ns: int) -> bool:
-        """Whether the work ``ns`` into what is not yet committed holds interrupts off."""
+    def irq_preempt_off_after(self, ns: int) -> bool:
+        """Whether an interrupt that comes ``ns`` into what is not yet committed is taken
+        with preemption disabled (held off by a section that enables interrupts before
+        preemption, as ``raw_spin_unlock_irqrestore()`` does)."""
         return False
 
 
@@ -305,17 +307,17 @@ class Cpu:
     def is_idle(self) -> bool:
         return self.curr is None and not self.rq
 
-    def curr_irqs_off_now(self) -> bool:
-        """Whether curr is inside a section that holds interrupts off at this instant.
-
-        An interrupt that comes then is taken where the section ends, at
-        ``local_irq_restore()`` in ``raw_spin_unlock_irqrestore()``, before its
-        ``preempt_enable()``: with preemption still disabled."""
+    def irq_preempt_off_now(self) -> bool:
+        """Whether an interrupt that comes at this instant is taken with curr's preemption
+        disabled: curr holds interrupts off in a section that ends in
+        ``raw_spin_unlock_irqrestore()``, whose ``local_irq_restore()`` comes before its
+        ``preempt_enable()``."""
         curr = self.curr
         if curr is None:
             return False
         chunk = curr.chunk
-        return curr.irqs_off or (chunk is not None and chunk.irqs_off_after(self.work(max(0, self.sim.now - self.run_start))))
+        return curr.irqs_off or (chunk is not None
+                                 and chunk.irq_preempt_off_after(self.work(max(0, self.sim.now - self.run_start))))
 
     def next_tick(self, t: int) -> int:
         """This CPU's first tick strictly after ``t``."""

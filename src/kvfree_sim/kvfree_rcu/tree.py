@@ -287,6 +287,11 @@ class KvfreeRcu:
     attaches_to_pending: ClassVar[bool] = True
     #: ``page_cache_work`` is a ``struct delayed_work`` (the reviewer's diff; merged in v5.14)
     page_cache_work_delayed: ClassVar[bool] = False
+    #: ``krc_this_cpu_unlock()`` is ``raw_spin_unlock_irqrestore()`` (from v5.13, 7ffc9ec8eac1),
+    #: which enables interrupts before preemption: a tick the locked section held off is taken
+    #: with preemption still disabled.  v5.11/v5.12 do ``raw_spin_unlock()`` then
+    #: ``local_irq_restore()``, so that tick finds preemption enabled.
+    krc_unlock_irqrestore: ClassVar[bool] = False
 
     def __init__(self, kernel: "Kernel", rcutree: dict[str, Any], checks: "Invariants") -> None:
         self.kernel = kernel

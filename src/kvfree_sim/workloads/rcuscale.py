@@ -285,11 +285,16 @@ class CallStream(Chunk):
             self.commit(k - self.done)
             self.done = k
 
-    def irqs_off_after(self, ns: int) -> bool:
+    def irq_preempt_off_after(self, ns: int) -> bool:
         """Each call ends in ``kvfree_call_rcu()``, which holds the krcp lock with
         interrupts off from ``krc_this_cpu_lock()`` (``local_irq_save()`` +
         ``raw_spin_lock()``) to ``krc_this_cpu_unlock()`` (kernel/rcu/tree.c,
-        v5.11-v6.1): the last ``unit_ps - obj_ps`` of each call's ``unit_ps``."""
+        v5.11-v6.1): the last ``unit_ps - obj_ps`` of each call's ``unit_ps``.  An
+        interrupt held off there is taken with preemption disabled only where the
+        unlock is ``raw_spin_unlock_irqrestore()`` (v5.13 on:
+        ``KvfreeRcu.krc_unlock_irqrestore``)."""
+        if not self.kv.krc_unlock_irqrestore:
+            return False
         ns -= self.prefix
         pos = self.spent_ps + ns * 1000 - self.head_ps
         if ns < 0 or pos < 0 or not self.unit_ps:

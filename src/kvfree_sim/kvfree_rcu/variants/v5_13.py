@@ -9,6 +9,10 @@
   ``fill_page_cache_func()`` allocates with the same flags.
 * rcuscale: "rcuscale: Add kfree_rcu() single-argument scale test" - each
   object is freed by ``kfree_rcu(p)`` or ``kfree_rcu(p, rh)`` at random.
+* "kvfree_rcu: Make krc_this_cpu_unlock() use raw_spin_unlock_irqrestore()"
+  (7ffc9ec8eac1): a tick that comes while a kfree thread holds the krcp lock is
+  taken before ``preempt_enable()``, so it reports no quiescent state
+  (``rcu_flavor_sched_clock_irq()``); in v5.11 it came after and did.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class V5_13(V5_11):
     rcuscale_version = "5.13"
     mm_version = "5.13"
     fill_gfp = INLINE_GFP
+    krc_unlock_irqrestore = True
 
     def add_ptr_to_bulk(self, krcp: KfreeRcuCpu, task: Task, head: bool,
                         origin: "SlabCpu") -> Generator[Any, Any, bool]:
