@@ -43,6 +43,29 @@ def test_bad_input_is_one_line_and_status_2(capsys):
         assert len(err) == 1 and err[0].startswith("kvfree-sim: error: ")
 
 
+def test_set_replaces_profile_values_for_the_run_and_says_so(capsys):
+    base = ["run", "--cpus", "2", "--bootargs", SMALL, "--json"]
+    assert main(base) == 0
+    shipped = json.loads(capsys.readouterr().out)
+    assert main([*base, "--set", "kmalloc_ns=500", "--set", "vcpu_steal_per_s=0"]) == 0
+    changed = json.loads(capsys.readouterr().out)
+    assert changed["profile_set"] == {"kmalloc_ns": 500.0, "vcpu_steal_per_s": 0.0}
+    assert shipped["profile_set"] == {} and changed["profile"] == shipped["profile"] == "x86-server"
+    assert changed["total_ns"] > 5 * shipped["total_ns"]  # kmalloc() 500 ns instead of 30
+    assert main(["run", "--cpus", "2", "--bootargs", SMALL, "--set", "kmalloc_ns=0.5"]) == 0
+    assert "seed 1, profile x86-server (set kmalloc_ns=0.5)" in capsys.readouterr().out
+    assert main(["run", "--cpus", "2", "--bootargs", SMALL]) == 0
+    assert "seed 1\n" in capsys.readouterr().out  # the default profile as shipped goes unsaid
+
+
+def test_a_bad_set_is_one_line_and_status_2(capsys):
+    for value, message in (("nosuch=1", "unknown profile entry 'nosuch'"), ("kmalloc_ns=x", "--set takes name=value"),
+                           ("kmalloc_ns=-2", "must be a number >= 0")):
+        assert main(["run", "--cpus", "2", "--bootargs", SMALL, "--set", value]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0]
+
+
 def test_variants_lists_every_variant(capsys):
     assert main(["variants", "--json"]) == 0
     names = [v["name"] for v in json.loads(capsys.readouterr().out)]

@@ -15,7 +15,7 @@ import sys
 import threading
 from typing import Any, Sequence
 
-from .core.costs import ProfileError
+from .core.costs import ProfileError, parse_set
 from .config import DEFAULT_BOOTARGS, DEFAULT_MEMORY, ConfigError, RunConfig, make_config
 
 EXIT_OK = 0
@@ -41,6 +41,9 @@ def add_machine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kconfig", action="append", default=None,
                    help="Kconfig options as given to kvm.sh, e.g. 'CONFIG_NR_CPUS=64 CONFIG_HZ=250'")
     p.add_argument("--profile", default=None, help="machine profile name or JSON file (default x86-server)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="profile_set",
+                   help="replace one of the profile's values (a cost or layout entry, as 'kvfree-sim profiles "
+                        "NAME' lists them) for this run, e.g. --set vcpu_steal_ns=10e6; repeatable")
     p.add_argument("--max-seconds", type=float, default=600.0, help="simulated-time limit (default 600)")
     p.add_argument("params", nargs="*", metavar="module.param=value",
                    help="more boot parameters, appended to --bootargs")
@@ -48,8 +51,12 @@ def add_machine_args(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace, variant: str, seed: int) -> RunConfig:
     bootargs = " ".join([args.bootargs, *args.params]).strip()
-    return make_config(variant, cpus=args.cpus, memory=args.memory, bootargs=bootargs,
-                       kconfig=args.kconfig, seed=seed, profile=args.profile, max_seconds=args.max_seconds)
+    try:
+        profile_set = parse_set(args.profile_set)
+    except ProfileError as e:
+        raise ConfigError(str(e)) from None
+    return make_config(variant, cpus=args.cpus, memory=args.memory, bootargs=bootargs, kconfig=args.kconfig,
+                       seed=seed, profile=args.profile, max_seconds=args.max_seconds, profile_set=profile_set)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 MiB = 1024 * 1024
 
@@ -225,6 +225,8 @@ class RunConfig:
     max_seconds: float
     notices: list[str] = field(default_factory=list)
     bootargs: str = ""
+    #: profile entries replaced for this run (``--set name=value``)
+    profile_set: tuple[tuple[str, float], ...] = ()
 
     @property
     def memory_mb(self) -> int:
@@ -246,6 +248,7 @@ def make_config(
     seed: int = 1,
     profile: str | None = None,
     max_seconds: float = 600.0,
+    profile_set: Sequence[tuple[str, float]] = (),
 ) -> RunConfig:
     """Validate everything and build a :class:`RunConfig` (raises ConfigError)."""
     from .kvfree_rcu.variants import get_variant
@@ -287,14 +290,14 @@ def make_config(
     if max_seconds <= 0:
         raise ConfigError("--max-seconds must be positive")
     hz = kc.hz if kc.hz is not None else 1000  # x86_64_defconfig: CONFIG_HZ_1000=y
-    from .core.costs import ProfileError, load_profile
+    from .core.costs import ProfileError, load_profile_set
 
     try:
-        load_profile(profile)
+        load_profile_set(profile, profile_set)
     except ProfileError as e:
         raise ConfigError(str(e)) from None
     return RunConfig(
         variant=cls.name, cpus=cpus, memory=mem, hz=hz, rcuscale=rs, rcutree=ba.rcutree,
         torture=ba.torture, seed=seed, profile=profile or "x86-server", max_seconds=max_seconds,
-        notices=ba.notices + kc.notices, bootargs=bootargs,
+        notices=ba.notices + kc.notices, bootargs=bootargs, profile_set=tuple(profile_set),
     )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .checks import InvariantViolation, Invariants
 from .config import RunConfig
-from .core.costs import MachineProfile, load_profile
+from .core.costs import MachineProfile, load_profile_set
 from .core.sim import StopSimulation
 from .kernel.mm.page_alloc import WMARK_HIGH, WMARK_LOW, WMARK_MIN
 from .kernel.system import Kernel
@@ -62,6 +62,9 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     #: mean wait of a queued object, per stage (kvfree_rcu.tree.WaitClock): krcp_ns, gp_ns, freeing_ns
     wait: dict[str, int] = field(default_factory=dict)
+    #: the machine profile, and the entries ``--set`` replaced in it
+    profile: str = ""
+    profile_set: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data; wall time left out so that it is deterministic."""
@@ -80,7 +83,7 @@ class Machine:
         self.sampler = sampler
         self.sample_ns = sample_ns
         self._next_sample = 0
-        self.profile = (profile or load_profile(cfg.profile)).for_boot(cfg.seed)
+        self.profile = (profile or load_profile_set(cfg.profile, cfg.profile_set)).for_boot(cfg.seed)
         variant = get_variant(cfg.variant)
         rt = cfg.rcutree
         self.kernel = Kernel(
@@ -219,7 +222,7 @@ class Machine:
             mm=mmstats, sched=sched, oom_report=list(k.oom.report), console=list(k.console),
             events=k.sim.events, wall_s=wall, violation=violation,
             kernel_early_frees=self.checks.kernel_early_frees, notes=list(self.cfg.notices),
-            wait=kv.wait.mean_ns(),
+            wait=kv.wait.mean_ns(), profile=self.cfg.profile, profile_set=dict(self.cfg.profile_set),
         )
 
 

@@ -12,7 +12,8 @@ import json
 import pytest
 
 from kvfree_sim.core.costs import (
-    COSTS, GUEST_CPU_COSTS, LAYOUT, MachineProfile, ProfileError, builtin_profiles, load_profile, parse_profile,
+    COSTS, GUEST_CPU_COSTS, LAYOUT, SET_SOURCE, MachineProfile, ProfileError, builtin_profiles, load_profile,
+    load_profile_set, parse_profile, parse_set,
 )
 
 from ktest import make_profile
@@ -79,6 +80,34 @@ def test_with_costs_replaces_costs_and_records_their_source() -> None:
     assert q.sources["kmalloc_ns"] == "fit of run 3"
     assert q.layout == p.layout
     assert p.costs["kmalloc_ns"] == 0.0  # the original is untouched
+
+
+def test_set_values_are_parsed_as_name_number_pairs_the_last_winning() -> None:
+    assert parse_set(["vcpu_steal_ns=10e6", "tick_periodic=1", "vcpu_steal_ns=2"]) == (
+        ("vcpu_steal_ns", 2.0), ("tick_periodic", 1.0))
+    for bad in ("vcpu_steal_ns", "=3", "vcpu_steal_ns=ten"):
+        with pytest.raises(ProfileError, match="--set takes name=value"):
+            parse_set([bad])
+
+
+def test_with_values_replaces_cost_and_layout_entries_and_records_the_source() -> None:
+    p = load_profile("x86-server")
+    q = load_profile_set("x86-server", parse_set(["vcpu_steal_per_s=2", "host_cpus=8"]))
+    assert (q.costs["vcpu_steal_per_s"], q.layout["host_cpus"]) == (2.0, 8.0)
+    assert q.sources["vcpu_steal_per_s"] == q.sources["host_cpus"] == SET_SOURCE
+    assert q.costs["kmalloc_ns"] == p.costs["kmalloc_ns"] and p.costs["vcpu_steal_per_s"] == 100.0
+    assert load_profile_set("x86-server", ()) == p
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"no_such_cost": 1.0}, "unknown profile entry 'no_such_cost'"),
+    ({"kmalloc_ns": -1.0}, "kmalloc_ns must be a number >= 0"),
+    ({"kmalloc_ns": float("nan")}, "kmalloc_ns must be a number >= 0"),
+    ({"vcpu_steal_shape": 0.5}, "vcpu_steal_shape must be 0"),
+])
+def test_with_values_refuses_what_a_profile_file_may_not_hold(values, message: str) -> None:
+    with pytest.raises(ProfileError, match=message):
+        load_profile("x86-server").with_values(values, SET_SOURCE)
 
 
 def test_profile_files_load_by_path(tmp_path) -> None:

@@ -78,6 +78,8 @@ def test_json_output_parses(tmp_path, capsys) -> None:
     ((), " , ", "at least one variant"),
     (("rcuscale.no_such_param=1",), VARIANTS, "unknown parameter"),
     (("--jobs", "0"), VARIANTS, "--jobs"),
+    (("--set", "kmalloc_ns=fast"), VARIANTS, "--set takes name=value"),
+    (("--set", "no_such_cost=1"), VARIANTS, "unknown profile entry 'no_such_cost'"),
 ])
 def test_bad_input_exits_2_and_creates_nothing(tmp_path, capsys, extra, variants, message) -> None:
     out = tmp_path / "results"
@@ -85,6 +87,17 @@ def test_bad_input_exits_2_and_creates_nothing(tmp_path, capsys, extra, variants
     assert not out.exists()
     err = capsys.readouterr().err
     assert err.startswith("kvfree-sim: error: ") and message in err and err.count("\n") == 1
+
+
+def test_set_values_reach_every_run_and_are_recorded(tmp_path) -> None:
+    out = tmp_path / "r"
+    assert _compare(out, "--set", "kmalloc_ns=300", variants="v5.11", runs=1) == 0
+    assert _compare(tmp_path / "s", variants="v5.11", runs=1) == 0
+    setup = json.loads((out / "runs.json").read_text())["config"]
+    assert setup["profile"] == "x86-server" and setup["profile_set"] == {"kmalloc_ns": 300.0}
+    assert _runs(out)[0]["total_ns"] > 3 * _runs(tmp_path / "s")[0]["total_ns"]
+    assert "512M memory, profile x86-server (set kmalloc_ns=300), boot parameters" in (out / "summary.md").read_text()
+    assert "512M memory, boot parameters" in (tmp_path / "s" / "summary.md").read_text()
 
 
 def test_bad_runs_and_out_that_is_a_file(tmp_path) -> None:

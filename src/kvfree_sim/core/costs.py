@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Sequence
 
 from .rng import Rng
 
@@ -188,6 +189,22 @@ class MachineProfile:
         return MachineProfile(self.name, self.description, self.source, costs, dict(self.layout),
                               dict(self.sources))
 
+    def with_values(self, values: dict[str, float], source: str) -> "MachineProfile":
+        """A copy with some cost or layout entries replaced (``--set name=value``), checked as a
+        profile file's are."""
+        costs, layout, sources = dict(self.costs), dict(self.layout), dict(self.sources)
+        for key, value in values.items():
+            section = costs if key in costs else layout if key in layout else None
+            if section is None:
+                raise ProfileError(f"unknown profile entry '{key}' (see 'kvfree-sim profiles {self.name}')")
+            if not math.isfinite(value) or value < 0:
+                raise ProfileError(f"profile entry {key} must be a number >= 0, not {value:g}")
+            section[key] = value
+            sources[key] = source
+        profile = MachineProfile(self.name, self.description, self.source, costs, layout, sources)
+        check_profile(profile, self.name)
+        return profile
+
     def with_costs(self, name: str, costs: dict[str, float], source: str) -> "MachineProfile":
         """A copy with some costs replaced (by a fit), keeping the layout."""
         new = dict(self.costs)
@@ -225,8 +242,6 @@ def _entries(doc: dict, section: str, expected: dict[str, str], where: str) -> t
 
 def parse_profile(doc: dict, where: str) -> MachineProfile:
     costs, csrc = _entries(doc, "costs", COSTS, where)
-    if 0 < costs["vcpu_steal_shape"] <= 1:
-        raise ProfileError(f"{where}: costs.vcpu_steal_shape must be 0 (exponential) or > 1 (Pareto with a mean)")
     layout, lsrc = _entries(doc, "layout", LAYOUT, where)
     profile = MachineProfile(
         name=str(doc.get("name", where)),
@@ -236,13 +251,44 @@ def parse_profile(doc: dict, where: str) -> MachineProfile:
         layout=layout,
         sources={**csrc, **lsrc},
     )
+    check_profile(profile, where)
+    return profile
+
+
+def check_profile(profile: MachineProfile, where: str) -> None:
+    """What a profile's values must satisfy together (ProfileError if they do not)."""
+    if 0 < profile.costs["vcpu_steal_shape"] <= 1:
+        raise ProfileError(f"{where}: costs.vcpu_steal_shape must be 0 (exponential) or > 1 (Pareto with a mean)")
     # one rcuscale call, in the picoseconds the model charges for it (workloads/rcuscale.py)
     call_ps = profile.ps("kmalloc_ns") + profile.ps("rcuscale_loop_ns") + min(
         profile.ps("kvfree_call_rcu_ns"), profile.ps("kvfree_call_rcu_list_ns"))
     if call_ps < 1:
         raise ProfileError(f"{where}: costs.kmalloc_ns + rcuscale_loop_ns + kvfree_call_rcu_ns (or _list_ns) "
                            "must be at least 1 ps: rcuscale's calls cannot take no time")
-    return profile
+
+
+#: the source recorded for a value given with ``--set``
+SET_SOURCE = "set on the command line (--set)"
+
+
+def parse_set(items: Sequence[str]) -> tuple[tuple[str, float], ...]:
+    """``--set name=value`` arguments as (name, value) pairs, the last of a name winning."""
+    values: dict[str, float] = {}
+    for item in items:
+        name, eq, text = item.partition("=")
+        try:
+            if not eq or not name:
+                raise ValueError
+            values[name.strip()] = float(text)
+        except ValueError:
+            raise ProfileError(f"--set takes name=value with a number, not '{item}'") from None
+    return tuple(values.items())
+
+
+def load_profile_set(name_or_path: str | None, values: Sequence[tuple[str, float]]) -> MachineProfile:
+    """A profile as ``load_profile()`` gives it, with the ``--set`` values applied."""
+    profile = load_profile(name_or_path)
+    return profile.with_values(dict(values), SET_SOURCE) if values else profile
 
 
 def builtin_profiles() -> list[str]:

@@ -374,7 +374,7 @@ def make_fit(args: argparse.Namespace, executor: Executor) -> Fit:
     if args.max_seconds is not None and args.max_seconds <= 0:
         raise ConfigError("--max-seconds must be positive")
     data = load_data(args)
-    base = resolve_profile(args.profile, args.runs_csv)
+    base = resolve_profile(args.profile, args.runs_csv, args.profile_set)
     keys = select_configs(data, args.configs)
     seeds = list(range(args.seed_base, args.seed_base + args.runs))
     max_seconds = args.max_seconds or default_max_seconds(data)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Sequence, TextIO
 
 from ..config import ConfigError, RunConfig
+from ..report.text import profile_phrase
 
 EXIT_OK = 0
 EXIT_RUN_ERROR = 1  # a simulation raised (a bug in the model, not in the input)
@@ -312,7 +313,8 @@ def output_dir(path: Path) -> Iterator[Path]:
 def _title(plan: Plan, runs: str | None = None) -> str:
     cfg = plan.configs[0]
     runs = runs or f"{len(plan.seeds)} runs per variant"
-    return f"{cfg.cpus} CPUs, {plan.memory}, {runs}: {cfg.bootargs}"
+    machine = profile_phrase(cfg.profile, dict(cfg.profile_set))
+    return f"{cfg.cpus} CPUs, {plan.memory}, {runs}{', ' + machine if machine else ''}: {cfg.bootargs}"
 
 
 def _timeline_why() -> str:
@@ -357,7 +359,8 @@ def report_data(plan: Plan, outputs: Sequence[RunOutput]) -> dict[str, Any]:
     return {
         "variants": plan.variants, "seeds": plan.seeds,
         "config": {"cpus": cfg.cpus, "memory": plan.memory, "memory_mb": cfg.memory_mb,
-                   "bootargs": cfg.bootargs, "profile": cfg.profile, "max_seconds": cfg.max_seconds},
+                   "bootargs": cfg.bootargs, "profile": cfg.profile, "profile_set": dict(cfg.profile_set),
+                   "max_seconds": cfg.max_seconds},
         "stats": [s.as_dict() for s in stats],
         "errors": sum(o.error is not None for o in outputs),
     }
@@ -369,7 +372,8 @@ def _summary(plan: Plan, outputs: Sequence[RunOutput]) -> str:
 
     rows = [o.row for o in outputs]
     cfg = plan.configs[0]
-    ctx = Context(cpus=cfg.cpus, memory=plan.memory, bootargs=cfg.bootargs, runs=len(plan.seeds), seeds=plan.seeds)
+    ctx = Context(cpus=cfg.cpus, memory=plan.memory, bootargs=cfg.bootargs, runs=len(plan.seeds), seeds=plan.seeds,
+                  machine=profile_phrase(cfg.profile, dict(cfg.profile_set)))
     return summary_markdown(rows, all_stats(rows, plan.variants), ctx)
 
 

@@ -44,12 +44,14 @@ import sys
 import time
 import traceback
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from ..config import ConfigError, RunConfig, make_config
-from ..core.costs import MachineProfile, ProfileError, load_profile
+from ..core.costs import MachineProfile, ProfileError, load_profile_set, parse_set
+from ..report.text import set_text
 from .realdata import ConfigKey, RealData, RealRun, load, parse_variant_map
 
 EXIT_OK = 0
@@ -701,12 +703,16 @@ def default_profile_for(path: str | Path) -> str:
     return DATA_PROFILES.get(Path(path).resolve().parent.name, DEFAULT_PROFILE)
 
 
-def resolve_profile(name: str | None, data_path: str | Path) -> MachineProfile:
-    """``--profile`` (name or file), else the data's default; ConfigError if unusable."""
+def resolve_profile(name: str | None, data_path: str | Path, profile_set: Sequence[str] = ()) -> MachineProfile:
+    """``--profile`` (name or file), else the data's default, with the ``--set`` values;
+    ConfigError if unusable."""
     try:
-        return load_profile(name or default_profile_for(data_path))
+        values = parse_set(profile_set)
+        profile = load_profile_set(name or default_profile_for(data_path), values)
     except ProfileError as e:
         raise ConfigError(str(e)) from None
+    # the reports name the profile: say what was changed in it
+    return dataclasses.replace(profile, name=profile.name + set_text(dict(values))) if values else profile
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -720,6 +726,9 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=None,
                    help="machine profile name or JSON file (default: the data's machine if known "
                         f"({', '.join(f'{k} -> {v}' for k, v in DATA_PROFILES.items())}), else {DEFAULT_PROFILE})")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="profile_set",
+                   help="replace one of the profile's values (a cost or layout entry), e.g. "
+                        "--set tick_stall_per_s=2.8; repeatable")
     p.add_argument("--seed-base", type=int, default=1, help="first seed (default 1)")
     p.add_argument("--jobs", type=int, default=None, help="parallel simulations (default: the CPUs)")
     p.add_argument("--max-seconds", type=float, default=None,
@@ -744,7 +753,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def cmd_validate(args: argparse.Namespace, executor: Executor | None = None) -> int:
     """``kvfree-sim validate``; ``executor`` replaces the process pool (tests)."""
     data = load_data(args)
-    profile = resolve_profile(args.profile, args.runs_csv)
+    profile = resolve_profile(args.profile, args.runs_csv, args.profile_set)
     if args.max_seconds is not None and args.max_seconds <= 0:
         raise ConfigError("--max-seconds must be positive")
     if args.plot and Path(args.plot).parent and not Path(args.plot).resolve().parent.is_dir():

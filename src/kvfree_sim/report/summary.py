@@ -49,6 +49,8 @@ class Context:
     bootargs: str
     runs: int
     seeds: Sequence[int]
+    #: the machine profile when it is not the default as shipped ('profile NAME (set a=1)'), else ''
+    machine: str = ""
 
 
 def _num(v: float | None, digits: int = 0) -> str:
@@ -341,7 +343,8 @@ def _header(ctx: Context, base: str) -> list[str]:
     seeds = f"{min(ctx.seeds)}..{max(ctx.seeds)}" if ctx.seeds else "none"
     return [
         "# kvfree-sim compare: summary", "",
-        f"{ctx.cpus} CPUs, {ctx.memory} memory, boot parameters `{ctx.bootargs}`; "
+        f"{ctx.cpus} CPUs, {ctx.memory} memory{', ' + ctx.machine if ctx.machine else ''}, "
+        f"boot parameters `{ctx.bootargs}`; "
         f"{ctx.runs} runs per variant with seeds {seeds}, the same seeds for every variant.",
         f"Comparisons are against the first variant given, **{base}**; counters are medians per run.",
         "These are the model's results, not measurements of a kernel.", "",

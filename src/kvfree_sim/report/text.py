@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
+
+from ..core.costs import DEFAULT_PROFILE
 
 if TYPE_CHECKING:
     from ..machine import RunResult
@@ -27,13 +29,30 @@ def mb(pages: int) -> str:
     return f"{pages / 256:.1f} MB"
 
 
+def _number(v: float) -> str:
+    return str(int(v)) if v.is_integer() else f"{v:g}"
+
+
+def set_text(values: Mapping[str, float]) -> str:
+    """' (set a=1, b=2)' for the ``--set`` values, '' without any."""
+    return " (set " + ", ".join(f"{k}={_number(v)}" for k, v in values.items()) + ")" if values else ""
+
+
+def profile_phrase(name: str, values: Mapping[str, float]) -> str:
+    """'profile NAME (set a=1, b=2)', or '' for the default profile as shipped."""
+    if not values and name in ("", DEFAULT_PROFILE):
+        return ""
+    return f"profile {name or DEFAULT_PROFILE}{set_text(values)}"
+
+
 def run_report(r: "RunResult") -> str:
     """The console lines of the run, then what kvfree-sim measured (deterministic)."""
     c = r.counters
     mm = r.mm
     lines = [f"{timestamp(t)} {text}" for t, text in r.console]
     lines.append("")
-    lines.append(f"--- kvfree-sim: {r.variant}, {r.cpus} CPUs, {r.memory_mb}M, seed {r.seed}")
+    lines.append(f"--- kvfree-sim: {r.variant}, {r.cpus} CPUs, {r.memory_mb}M, seed {r.seed}"
+                 + (f", {p}" if (p := profile_phrase(r.profile, r.profile_set)) else ""))
     lines.append(f"outcome: {r.outcome}    simulated time: {r.sim_ns / 1e9:.6f} s")
     if r.violation:
         lines.append(f"INVARIANT VIOLATION: {r.violation}")
