@@ -41,22 +41,32 @@ def add_machine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kconfig", action="append", default=None,
                    help="Kconfig options as given to kvm.sh, e.g. 'CONFIG_NR_CPUS=64 CONFIG_HZ=250'")
     p.add_argument("--profile", default=None, help="machine profile name or JSON file (default x86-server)")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="profile_set",
-                   help="replace one of the profile's values (a cost or layout entry, as 'kvfree-sim profiles "
-                        "NAME' lists them) for this run, e.g. --set vcpu_steal_ns=10e6; repeatable")
+    add_set_arg(p, "vcpu_steal_ns=10e6")
     p.add_argument("--max-seconds", type=float, default=600.0, help="simulated-time limit (default 600)")
     p.add_argument("params", nargs="*", metavar="module.param=value",
                    help="more boot parameters, appended to --bootargs")
 
 
-def config_from_args(args: argparse.Namespace, variant: str, seed: int) -> RunConfig:
-    bootargs = " ".join([args.bootargs, *args.params]).strip()
+def add_set_arg(p: argparse.ArgumentParser, example: str) -> None:
+    """``--set NAME=VALUE`` (repeatable), read back by :func:`profile_set_from_args`."""
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="profile_set",
+                   help="replace one of the profile's values (a cost or layout entry, as 'kvfree-sim profiles "
+                        f"NAME' lists them), e.g. --set {example}; repeatable")
+
+
+def profile_set_from_args(args: argparse.Namespace) -> tuple[tuple[str, float], ...]:
+    """The ``--set`` values as (name, value) pairs; ConfigError if one is malformed."""
     try:
-        profile_set = parse_set(args.profile_set)
+        return parse_set(args.profile_set)
     except ProfileError as e:
         raise ConfigError(str(e)) from None
+
+
+def config_from_args(args: argparse.Namespace, variant: str, seed: int) -> RunConfig:
+    bootargs = " ".join([args.bootargs, *args.params]).strip()
     return make_config(variant, cpus=args.cpus, memory=args.memory, bootargs=bootargs, kconfig=args.kconfig,
-                       seed=seed, profile=args.profile, max_seconds=args.max_seconds, profile_set=profile_set)
+                       seed=seed, profile=args.profile, max_seconds=args.max_seconds,
+                       profile_set=profile_set_from_args(args))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -165,7 +165,7 @@ def test_text_report(capsys: pytest.CaptureFixture) -> None:
 def test_set_values_change_the_profile_and_its_name(capsys: pytest.CaptureFixture) -> None:
     status, out, _ = run_cli(capsys, "validate", str(TINY), *PROFILE, "--jobs", "1", "--set", "tick_stall_per_s=3")
     assert status == 0 and "profile: qemu-tcg-6.1 (set tick_stall_per_s=3)" in out
-    profile = validate.resolve_profile("qemu-tcg-6.1", TINY, ["tick_stall_per_s=3"])
+    profile = validate.resolve_profile("qemu-tcg-6.1", TINY, [("tick_stall_per_s", 3.0)])
     assert profile.costs["tick_stall_per_s"] == 3.0
     status, _, err = run_cli(capsys, "validate", str(TINY), "--set", "tick_stall_per_s")
     assert status == 2 and "--set takes name=value" in err

@@ -367,6 +367,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def make_fit(args: argparse.Namespace, executor: Executor) -> Fit:
     """Validate the arguments and set up the problem (ConfigError on bad input)."""
+    from ..cli import profile_set_from_args
+
     if args.runs < 1:
         raise ConfigError(f"--runs must be at least 1, not {args.runs}")
     if args.configs < 0:
@@ -374,7 +376,7 @@ def make_fit(args: argparse.Namespace, executor: Executor) -> Fit:
     if args.max_seconds is not None and args.max_seconds <= 0:
         raise ConfigError("--max-seconds must be positive")
     data = load_data(args)
-    base = resolve_profile(args.profile, args.runs_csv, args.profile_set)
+    base = resolve_profile(args.profile, args.runs_csv, profile_set_from_args(args))
     keys = select_configs(data, args.configs)
     seeds = list(range(args.seed_base, args.seed_base + args.runs))
     max_seconds = args.max_seconds or default_max_seconds(data)

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from ..config import ConfigError, RunConfig, make_config
-from ..core.costs import MachineProfile, ProfileError, load_profile_set, parse_set
+from ..core.costs import MachineProfile, ProfileError, load_profile_set
 from ..report.text import set_text
 from .realdata import ConfigKey, RealData, RealRun, load, parse_variant_map
 
@@ -703,11 +703,11 @@ def default_profile_for(path: str | Path) -> str:
     return DATA_PROFILES.get(Path(path).resolve().parent.name, DEFAULT_PROFILE)
 
 
-def resolve_profile(name: str | None, data_path: str | Path, profile_set: Sequence[str] = ()) -> MachineProfile:
+def resolve_profile(name: str | None, data_path: str | Path,
+                    values: Sequence[tuple[str, float]] = ()) -> MachineProfile:
     """``--profile`` (name or file), else the data's default, with the ``--set`` values;
     ConfigError if unusable."""
     try:
-        values = parse_set(profile_set)
         profile = load_profile_set(name or default_profile_for(data_path), values)
     except ProfileError as e:
         raise ConfigError(str(e)) from None
@@ -717,6 +717,8 @@ def resolve_profile(name: str | None, data_path: str | Path, profile_set: Sequen
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     """Arguments shared by validate and calibrate."""
+    from ..cli import add_set_arg
+
     p.add_argument("runs_csv", metavar="RUNS.csv", help="real runs (format of ../shared/calibration/*/runs.csv)")
     p.add_argument("--counters", default=None, metavar="FILE",
                    help="per-run counters (default: counters.csv beside RUNS.csv, if present)")
@@ -726,9 +728,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=None,
                    help="machine profile name or JSON file (default: the data's machine if known "
                         f"({', '.join(f'{k} -> {v}' for k, v in DATA_PROFILES.items())}), else {DEFAULT_PROFILE})")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="profile_set",
-                   help="replace one of the profile's values (a cost or layout entry), e.g. "
-                        "--set tick_stall_per_s=2.8; repeatable")
+    add_set_arg(p, "tick_stall_per_s=2.8")
     p.add_argument("--seed-base", type=int, default=1, help="first seed (default 1)")
     p.add_argument("--jobs", type=int, default=None, help="parallel simulations (default: the CPUs)")
     p.add_argument("--max-seconds", type=float, default=None,
@@ -752,8 +752,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def cmd_validate(args: argparse.Namespace, executor: Executor | None = None) -> int:
     """``kvfree-sim validate``; ``executor`` replaces the process pool (tests)."""
+    from ..cli import profile_set_from_args
+
     data = load_data(args)
-    profile = resolve_profile(args.profile, args.runs_csv, args.profile_set)
+    profile = resolve_profile(args.profile, args.runs_csv, profile_set_from_args(args))
     if args.max_seconds is not None and args.max_seconds <= 0:
         raise ConfigError("--max-seconds must be positive")
     if args.plot and Path(args.plot).parent and not Path(args.plot).resolve().parent.is_dir():
