@@ -53,6 +53,7 @@ TEST_LAYOUT: dict[str, float] = {
     "host_slice_ns": 0,
     "vcpu_tick_phase_ns": 0,
     "tick_periodic": 0,
+    "kvm_sh_x86": 0,
 }
 TEST_MANAGED_PAGES = 124000
 

@@ -39,6 +39,29 @@ def test_parameters_exist_only_in_their_versions():
         parse_bootargs("torture.bogus=1", "5.11", "5.11")
 
 
+@pytest.mark.parametrize("text, kernel", [
+    ("", {}),
+    ("initcall_debug debug", {"initcall_debug": True, "loglevel": 10}),
+    ("initcall_debug=0 quiet", {"initcall_debug": False, "loglevel": 4}),
+    ("debug loglevel=7", {"loglevel": 7}),  # the kernel takes parameters in order: the last wins
+    ("loglevel=8 quiet", {"loglevel": 4}),
+])
+def test_core_parameters_that_set_what_the_console_shows(text, kernel):
+    """init/main.c: initcall_debug is a bool core_param; debug and quiet set console_loglevel
+    to CONSOLE_LOGLEVEL_DEBUG (10) and CONSOLE_LOGLEVEL_QUIET (4), loglevel=N to N."""
+    ba = parse_bootargs(f"rcuscale.kfree_rcu_test=1 {text}", "5.11", "5.11")
+    assert ba.kernel == kernel and ba.notices == []
+
+
+@pytest.mark.parametrize("text, message", [
+    ("loglevel=x", "loglevel=x: 'x' is not an integer"), ("loglevel=16", "a console loglevel is 0-15"),
+    ("loglevel", "loglevel needs a value"), ("initcall_debug=maybe", "'maybe' is not a boolean"),
+])
+def test_bad_core_parameters_name_themselves(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_bootargs(text, "5.11", "5.11")
+
+
 def test_bad_values_name_the_parameter():
     with pytest.raises(ConfigError, match="kfree_loops=abc"):
         parse_bootargs("rcuscale.kfree_loops=abc", "5.11", "5.11")

@@ -4,7 +4,9 @@
 ``module.param=value`` (or ``module.param`` for a boolean set to true).  The
 ``rcuscale.``, ``rcutree.`` and ``torture.`` namespaces are checked against the
 parameters that kernel version really has; an unknown one is an error.
-Anything else (``console=ttyS0``, ``panic=-1``) is ignored with a notice.
+The kernel's own ``initcall_debug``, ``debug``, ``quiet`` and ``loglevel=N`` set what
+the serial console shows; anything else (``console=ttyS0``, ``panic=-1``) is ignored
+with a notice.
 
 Every error is a :class:`ConfigError` whose message names the problem; the CLI
 prints it on one line and exits with status 2.
@@ -125,7 +127,30 @@ class BootArgs:
     rcuscale: dict[str, Any]
     rcutree: dict[str, Any]
     torture: dict[str, Any]
+    #: the core parameters given: ``initcall_debug`` (bool) and ``loglevel``
+    #: (console_loglevel); absent keys keep the machine's default command line
+    kernel: dict[str, Any] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+
+
+#: init/main.c, kernel/printk/printk.c: debug is CONSOLE_LOGLEVEL_DEBUG, quiet CONSOLE_LOGLEVEL_QUIET
+_LOGLEVEL_FLAGS = {"debug": 10, "quiet": 4}
+
+
+def _parse_core_param(tok: str, key: str, value: str | None, kernel: dict[str, Any]) -> bool:
+    """A core parameter that sets what the console shows; False if ``key`` is not one."""
+    if key == "initcall_debug":  # core_param(initcall_debug, ..., bool, 0644)
+        kernel["initcall_debug"] = _parse_value("bool", tok, value)
+    elif key in _LOGLEVEL_FLAGS and value is None:
+        kernel["loglevel"] = _LOGLEVEL_FLAGS[key]
+    elif key == "loglevel":
+        level = _parse_value("int", tok, value)
+        if not 0 <= level <= 15:
+            raise ConfigError(f"'{tok}': a console loglevel is 0-15")
+        kernel["loglevel"] = level
+    else:
+        return False
+    return True
 
 
 def parse_bootargs(text: str, rcuscale_version: str, rcutree_version: str) -> BootArgs:
@@ -135,13 +160,15 @@ def parse_bootargs(text: str, rcuscale_version: str, rcutree_version: str) -> Bo
     rcuscale = {k: v for k, (_, v) in rs_table.items()}
     rcutree = {k: v for k, (_, v) in rt_table.items()}
     torture: dict[str, Any] = {}
+    kernel: dict[str, Any] = {}
     notices: list[str] = []
     for tok in (text or "").split():
         key, eq, raw = tok.partition("=")
         value = raw if eq else None
         ns, dot, name = key.partition(".")
         if not dot:
-            notices.append(f"ignoring boot parameter '{tok}' (not modelled)")
+            if not _parse_core_param(tok, key, value, kernel):
+                notices.append(f"ignoring boot parameter '{tok}' (not modelled)")
             continue
         if ns == "rcuscale":
             if name not in rs_table:
@@ -160,7 +187,7 @@ def parse_bootargs(text: str, rcuscale_version: str, rcutree_version: str) -> Bo
             torture[name] = value if value is not None else True
         else:
             notices.append(f"ignoring boot parameter '{tok}' (not modelled)")
-    return BootArgs(rcuscale, rcutree, torture, notices)
+    return BootArgs(rcuscale, rcutree, torture, kernel, notices)
 
 
 @dataclass
@@ -225,6 +252,8 @@ class RunConfig:
     max_seconds: float
     notices: list[str] = field(default_factory=list)
     bootargs: str = ""
+    #: ``initcall_debug`` / ``loglevel`` given on the command line (BootArgs.kernel)
+    kernel_params: dict[str, Any] = field(default_factory=dict)
     #: profile entries replaced for this run (``--set name=value``)
     profile_set: tuple[tuple[str, float], ...] = ()
 
@@ -300,4 +329,5 @@ def make_config(
         variant=cls.name, cpus=cpus, memory=mem, hz=hz, rcuscale=rs, rcutree=ba.rcutree,
         torture=ba.torture, seed=seed, profile=profile or "x86-server", max_seconds=max_seconds,
         notices=ba.notices + kc.notices, bootargs=bootargs, profile_set=tuple(profile_set),
+        kernel_params=ba.kernel,
     )

@@ -90,7 +90,7 @@ class Machine:
             ncpus=cfg.cpus, memory_bytes=cfg.memory, hz=cfg.hz, profile=self.profile, seed=cfg.seed,
             mm_version=variant.mm_version, tracer=tracer,
             jiffies_till_first_fqs=rt.get("jiffies_till_first_fqs"),
-            jiffies_till_next_fqs=rt.get("jiffies_till_next_fqs"),
+            jiffies_till_next_fqs=rt.get("jiffies_till_next_fqs"), cmdline=cfg.kernel_params,
         )
         self.checks = Invariants(self)
         self.kvfree = variant(self.kernel, rt, self.checks)

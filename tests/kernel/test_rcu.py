@@ -166,6 +166,51 @@ def test_a_long_preempt_disabled_burst_holds_the_gp_up(make_kernel, preempt_off:
         assert end - start <= 4 * MSEC
 
 
+@pytest.mark.parametrize("hz, ncpus, jtsq", [(1000, 2, 100), (1000, 512, 102), (250, 2, 25), (100, 2, 10)])
+def test_jiffies_to_sched_qs(make_kernel, hz: int, ncpus: int, jtsq: int) -> None:
+    """adjust_jiffies_till_sched_qs() (tree.c v5.11, v6.1): jiffies_till_first_fqs + 2 *
+    jiffies_till_next_fqs, at least HZ / 10 + nr_cpu_ids / RCU_JIFFIES_FQS_DIV ("RCU
+    calculated value of scheduler-enlistment delay is 100 jiffies" at HZ=1000)."""
+    kernel = make_kernel(ncpus=ncpus, hz=hz, start=False)
+    assert kernel.rcu.jiffies_to_sched_qs == jtsq
+
+
+@pytest.mark.parametrize("lines", [False, True])
+def test_a_cpu_that_holds_preemption_off_is_made_to_switch_after_jiffies_to_sched_qs(
+        make_kernel, lines: bool) -> None:
+    """A CPU writing console line after console line, each with preemption disabled
+    (kernel_init under initcall_debug), reports nothing at its ticks.  Once the GP is
+    jiffies_to_sched_qs (100) jiffies old, the next FQS scan sets its rcu_urgent_qs
+    (rcu_implicit_dynticks_qs()); its next tick sets need_resched (rcu_sched_clock_irq());
+    the preempt_enable() at the end of that line schedules (rcu_note_context_switch()), and
+    the tick after reports: the GP ends about 100 ms in, while the lines go on.  One
+    preempt-off section that long cannot be broken: the GP waits for its end."""
+    kernel = make_kernel(ncpus=2)
+    spawn(kernel, "hog0", hog, cpu=0)
+    line = 700 * USEC + 1  # never ends on a tick
+
+    def writer(me):
+        if lines:
+            for _ in range(300 * MSEC // line):
+                me.preempt_off = True
+                yield line
+        else:
+            me.preempt_off = True
+            yield 300 * MSEC
+        yield SLEEP
+
+    spawn(kernel, "kernel_init", writer, cpu=1, at=120 * MSEC)  # after kswapd's first HZ/10 nap there
+    at(kernel, 130 * MSEC, kernel.rcu.call_rcu, kernel.cpus[0], lambda _: None)
+    kernel.sim.run(until=500 * MSEC)
+    rcu = kernel.rcu
+    assert rcu.gp_count == 1
+    start, end = rcu.gp_started_at, rcu.gp_started_at + rcu.gp_durations[0]
+    if lines:
+        assert 100 * MSEC < end - start <= 106 * MSEC
+    else:
+        assert 420 * MSEC <= end <= 425 * MSEC
+
+
 def test_gp_kthread_is_a_nice0_cfs_task(make_kernel) -> None:
     """rcu_gp_kthread() is created by kthread_create() as SCHED_NORMAL nice 0
     (kthread_prio = 0 without CONFIG_RCU_BOOST)."""

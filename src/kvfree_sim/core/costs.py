@@ -140,6 +140,10 @@ LAYOUT: dict[str, str] = {
     "host_slice_ns": "how long a vCPU thread runs before another takes its host core, in ns (kvfree_sim.kernel.host)",
     "vcpu_tick_phase_ns": "how much later CPU i's tick comes than CPU i-1's, in ns (CPU i: i times this, modulo the "
                           "tick); 0 where every CPU ticks at the same instant",
+    "kvm_sh_x86": "1: the guest is kvm.sh's x86 guest: x86_64 defconfig plus the rcuscale TREE config, booted with "
+                  "kvm.sh's 'initcall_debug debug' before the user's --bootargs, so kernel_init writes the initcalls "
+                  "after the test's to the serial console (kvfree_sim/kernel/boot_tail_kvm_x86.tsv); 0: a guest "
+                  "booted without them",
     "tick_periodic": "1: every CPU takes its tick every jiffy, idle or not (no clocksource valid for high "
                      "resolution, so the kernel never enters nohz mode); 0: NO_HZ_IDLE, an idle CPU stops its tick",
 }

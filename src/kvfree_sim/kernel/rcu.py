@@ -39,6 +39,14 @@ What is modelled, and where it comes from (v5.11; v6.1 is the same here):
   TCG: no stable TSC, no HPET without ACPI) never enters nohz mode
   (``tick_check_oneshot_change()`` needs ``timekeeping_valid_for_hres()``), so every
   CPU keeps its periodic tick while idle (profile layout ``tick_periodic``).
+* A CPU that holds preemption off for long (kernel_init writing the serial console,
+  ``Kernel.boot_tail``) reports nothing at its ticks.  Once the GP is
+  ``jiffies_to_sched_qs`` old (``HZ / 10 + nr_cpu_ids / RCU_JIFFIES_FQS_DIV`` jiffies
+  unless the FQS delays add up to more, ``adjust_jiffies_till_sched_qs()``), each later
+  FQS scan sets the holdout's ``rcu_urgent_qs`` (``rcu_implicit_dynticks_qs()``); its
+  next tick then sets ``need_resched`` (``rcu_sched_clock_irq()``), and the
+  ``preempt_enable()`` that ends the section calls ``__schedule()``, whose
+  ``rcu_note_context_switch()`` is the quiescent state, reported at the tick after.
 * ``call_rcu()`` queues a callback on the calling CPU, unaccelerated (in
   ``RCU_NEXT_TAIL``, no GP assigned).  Only that CPU's own RCU code accelerates
   it (``rcu_accelerate_cbs()``: assigns ``rcu_seq_snap(&rcu_state.gp_seq)`` and
@@ -153,6 +161,11 @@ class Rcu:
         # rcu_init_geometry(): a value of ULONG_MAX (here None) takes the default.
         self.jiffies_till_first_fqs = default if jiffies_till_first_fqs is None else jiffies_till_first_fqs
         self.jiffies_till_next_fqs = default if jiffies_till_next_fqs is None else max(1, jiffies_till_next_fqs)
+        # adjust_jiffies_till_sched_qs(): 100 jiffies at HZ=1000 and up to 255 CPUs
+        self.jiffies_to_sched_qs = max(self.jiffies_till_first_fqs + 2 * self.jiffies_till_next_fqs,
+                                       kernel.clock.hz // 10 + ncpus // RCU_JIFFIES_FQS_DIV)
+        self.urgent_qs: list[bool] = [False] * ncpus  # per CPU: rdp->rcu_urgent_qs
+        self.gp_start_jiffies = 0  # rcu_state.gp_start
         self.gp_seq = 0
         self.gp_seq_needed = 0
         self.gp_count = 0  # completed GPs
@@ -267,6 +280,11 @@ class Rcu:
         curr = cpu.curr
         if not self._takes_tick(cid):
             return  # dyntick-idle (left to the FQS scan), paused, irqs off
+        if self.urgent_qs[cid]:
+            # rcu_sched_clock_irq(): ask for a context switch; preempt_enable() makes it
+            self.urgent_qs[cid] = False
+            if curr is not None:
+                cpu.need_resched = True
         if (cpu.nr_switches == self.noticed_sw[cid]
                 and (curr is None or curr.preempt_off or cpu.irq_preempt_off_now())):
             # Preemption disabled is no quiescent state: the idle task's (it runs with
@@ -384,8 +402,10 @@ class Rcu:
             wake_task(self.kthread)
 
     def _fqs(self, first: bool) -> None:
-        """rcu_gp_fqs() -> force_qs_rnp()."""
+        """rcu_gp_fqs() -> force_qs_rnp(): dyntick_save_progress_counter() at the first
+        scan, rcu_implicit_dynticks_qs() at later ones."""
         cpus = self.kernel.cpus
+        urgent = not first and self.kernel.clock.jiffies - self.gp_start_jiffies > self.jiffies_to_sched_qs
         for cid in sorted(self.qs_pending):
             dt = cpus[cid].dynticks
             if first:
@@ -394,6 +414,8 @@ class Rcu:
                     self._report_qs(cid)
             elif dt != self.fqs_snap[cid] or dt % 2 == 0:
                 self._report_qs(cid)
+            elif urgent:
+                self.urgent_qs[cid] = True
 
     # -- the GP kthread ---------------------------------------------------------
 
@@ -436,6 +458,7 @@ class Rcu:
             yield self.gp_init_ns + ncpus * self.gp_per_cpu_ns
             self.gp_seq = rcu_seq_start(self.gp_seq)
             self.gp_started_at = self.sim.now
+            self.gp_start_jiffies = self.kernel.clock.jiffies
             if tracer is not None:
                 tracer.rcu_grace_period(self.gp_seq, "start")
             self.qs_pending = set(range(ncpus))

@@ -424,6 +424,7 @@ class Cpu:
         self._account()
         curr = self.curr
         assert curr is not None
+        preempt_enable = curr.preempt_off
         curr.irqs_off = curr.preempt_off = False
         chunk = curr.chunk
         if chunk is not None and chunk.remaining > 0:
@@ -438,6 +439,9 @@ class Cpu:
         if then is not None:
             curr.then = None
             self._leave(exited=then == EXIT)
+            return
+        if preempt_enable and self.need_resched:
+            self._preempt()  # preempt_enable() -> preempt_schedule(), before the task goes on
             return
         self._step()
 

@@ -7,7 +7,9 @@ of rcuscale: those are built on top of it by :mod:`kvfree_sim.machine`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Generator
+from functools import cache
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any, Callable, Generator, Mapping
 
 from ..core.costs import MachineProfile
 from ..core.rng import Rng
@@ -18,7 +20,7 @@ from .mm.page_alloc import PageAllocator
 from .mm.vmscan import Vmscan
 from .mm.oom import OomKiller
 from .rcu import Rcu
-from .sched import SLEEP, CfsParams, Cpu, Task
+from .sched import SLEEP, CfsParams, Cpu, Task, wake_task
 from .time import Clock
 from .workqueue import RcuWork, Workqueue, WorkerPool
 
@@ -27,6 +29,29 @@ GFP_KERNEL_RECLAIMABLE = GFP_KERNEL | __GFP_RECLAIMABLE
 
 if TYPE_CHECKING:
     from ..trace.hooks import Tracer
+
+#: include/linux/printk.h: CONSOLE_LOGLEVEL_DEFAULT (CONFIG_CONSOLE_LOGLEVEL_DEFAULT=7);
+#: a record is shown if its level is below console_loglevel
+CONSOLE_LOGLEVEL_DEFAULT = 7
+LOGLEVEL_INFO = 6
+LOGLEVEL_DEBUG = 7
+#: tools/testing/selftests/rcutorture/bin/functions.sh identify_qemu_append(), x86: kvm.sh's
+#: own 'initcall_debug debug' comes before the user's --bootargs, so a user's setting wins
+KVM_SH_X86_INITCALL_DEBUG = True
+KVM_SH_X86_LOGLEVEL = 10  # debug: CONSOLE_LOGLEVEL_DEBUG
+
+
+@cache
+def boot_tail() -> tuple[tuple[int, int, str], ...]:
+    """The console lines kernel_init writes after the test's initcall in a kvm.sh x86
+    guest, as (preemptible ns before the line, its printk level, text): the data file
+    ``boot_tail_kvm_x86.tsv`` (its header says where it comes from)."""
+    rows = []
+    for line in files(__package__).joinpath("boot_tail_kvm_x86.tsv").read_text().splitlines():
+        if line and not line.startswith("#"):
+            body_us, level, text = line.split("\t", 2)
+            rows.append((int(body_us) * 1000, int(level), text))
+    return tuple(rows)
 
 
 class Kernel:
@@ -43,6 +68,7 @@ class Kernel:
         tracer: "Tracer | None" = None,
         jiffies_till_first_fqs: int | None = None,
         jiffies_till_next_fqs: int | None = None,
+        cmdline: Mapping[str, Any] | None = None,
     ) -> None:
         self.sim = Simulator()
         self.rng = Rng(seed)
@@ -56,6 +82,12 @@ class Kernel:
         self.console: list[tuple[int, str]] = []  # printk() lines: (ns, text)
         self.console_char_ns = profile.costs["console_char_ns"]
         self.console_busy_until = 0  # when the serial console has written every line so far
+        kvm_sh = bool(profile.layout["kvm_sh_x86"])
+        given = dict(cmdline or {})
+        self.initcall_debug: bool = bool(given.get("initcall_debug", kvm_sh and KVM_SH_X86_INITCALL_DEBUG))
+        self.console_loglevel: int = int(given.get("loglevel", KVM_SH_X86_LOGLEVEL if kvm_sh
+                                                   else CONSOLE_LOGLEVEL_DEFAULT))
+        self.boot_tail_lines = kvm_sh  # kernel_init's later initcalls (boot_tail()) are those of kvm.sh's config
         self.cpus = [Cpu(self, i) for i in range(ncpus)]
         self.timer_irq_latency = TimerIrqLatency(self)
         # pid 1: the guest's init, asleep for the whole run (kvm.sh's initrd)
@@ -146,7 +178,32 @@ class Kernel:
 
     def late_initcalls(self, task: Task) -> Generator[Any, Any, None]:
         """do_initcalls() goes on after a built-in test's initcall (kernel_init, PID 1):
-        the calibration guest's later initcalls (pty_init's 256 terminal pairs,
+        in a kvm.sh x86 guest, its console output (:meth:`initcall_console`); in the
+        calibration guest, its page allocations (:meth:`initcall_pages`)."""
+        if self.boot_tail_lines:
+            yield from self.initcall_console(task)
+        yield from self.initcall_pages(task)
+
+    def initcall_console(self, task: Task) -> Generator[Any, Any, None]:
+        """kernel_init's later initcalls in a kvm.sh x86 guest, line by line (:func:`boot_tail`).
+
+        init/main.c do_one_initcall(): with ``initcall_debug`` each initcall is framed by
+        ``calling  fn @ 1`` and ``initcall fn returned 0 after N usecs`` (KERN_DEBUG, so on
+        the console only with kvm.sh's ``debug``); the drivers print their own lines.
+        Each line is written by printk_from() with preemption disabled, so the CPU reports
+        no quiescent state meanwhile; the initcalls' own work in between is preemptible.
+        It runs on an idle CPU: kernel_init was last woken by a kfree thread it created
+        (kthread_create_on_node() waits for it), and select_task_rq_fair() placed it."""
+        self.sim.at(self.sim.now, _wake, task)
+        yield SLEEP
+        for body_ns, level, text in boot_tail():
+            if body_ns:
+                yield body_ns
+            if level < self.console_loglevel and (level < LOGLEVEL_DEBUG or self.initcall_debug):
+                yield from self.printk_from(task, text)
+
+    def initcall_pages(self, task: Task) -> Generator[Any, Any, None]:
+        """The calibration guest's later initcalls (pty_init's 256 terminal pairs,
         slab_sysfs_init, ...) add kernfs nodes, whose inode-number radix_tree_nodes are
         RECLAIMABLE slab pages, kept (boot memory): the profile's
         ``late_initcall_reclaimable_kb`` spread over ``late_initcall_ns``
@@ -206,6 +263,10 @@ class Kernel:
         for cpu in self.cpus:
             if cpu.curr is not None and cpu.curr.chunk is not None:
                 cpu.sync()
+
+
+def _wake(t: Task) -> None:
+    wake_task(t)
 
 
 def _sleep_forever(me: Task) -> Generator[Any, Any, None]:
