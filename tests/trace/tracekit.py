@@ -17,7 +17,8 @@ from kvfree_sim.trace.ftrace import FtraceTracer, parse_events, parse_window
 #: panic 18 ms in (with 4 loops it completes before the first grace period ends).
 TINY_BOOTARGS = ("rcuscale.kfree_rcu_test=1 rcuscale.kfree_nthreads=2 rcuscale.kfree_loops=8 "
                  "rcuscale.kfree_alloc_num=2000 rcuscale.kfree_mult=64")
-TINY: dict[str, Any] = dict(cpus=2, memory="48M", bootargs=TINY_BOOTARGS, profile="qemu-tcg-6.1")
+# 50M: small enough to panic out of memory, large enough that kfree_rcu_work() runs first
+TINY: dict[str, Any] = dict(cpus=2, memory="50M", bootargs=TINY_BOOTARGS, profile="qemu-tcg-6.1")
 
 #: trace_print_context() of 6.1: "%16s-%-7d [%03d] " + 5 flag characters + " %5lu.%06lu: "
 LINE_RE = re.compile(r"^(?P<comm>[ -~]{16})-(?P<pid>\d+) *\[(?P<cpu>\d{3})\] (?P<flags>[dDbX.][Nnp.][ZzHhs.][0-9a-f.][0-9a-f.])"

@@ -20,7 +20,7 @@ from .mm.page_alloc import PageAllocator
 from .mm.vmscan import Vmscan
 from .mm.oom import OomKiller
 from .rcu import Rcu
-from .sched import SLEEP, CfsParams, Cpu, Task, wake_task
+from .sched import SLEEP, CfsParams, Cpu, Task
 from .time import Clock
 from .workqueue import RcuWork, Workqueue, WorkerPool
 
@@ -191,11 +191,7 @@ class Kernel:
         ``calling  fn @ 1`` and ``initcall fn returned 0 after N usecs`` (KERN_DEBUG, so on
         the console only with kvm.sh's ``debug``); the drivers print their own lines.
         Each line is written by printk_from() with preemption disabled, so the CPU reports
-        no quiescent state meanwhile; the initcalls' own work in between is preemptible.
-        It runs on an idle CPU: kernel_init was last woken by a kfree thread it created
-        (kthread_create_on_node() waits for it), and select_task_rq_fair() placed it."""
-        self.sim.at(self.sim.now, _wake, task)
-        yield SLEEP
+        no quiescent state meanwhile; the initcalls' own work in between is preemptible."""
         for body_ns, level, text in boot_tail():
             if body_ns:
                 yield body_ns
@@ -263,10 +259,6 @@ class Kernel:
         for cpu in self.cpus:
             if cpu.curr is not None and cpu.curr.chunk is not None:
                 cpu.sync()
-
-
-def _wake(t: Task) -> None:
-    wake_task(t)
 
 
 def _sleep_forever(me: Task) -> Generator[Any, Any, None]:

@@ -132,8 +132,10 @@ class KfreeScaleTest:
         kfree_scale_thread task`` and each thread ``rcu-scale: kfree_scale_thread
         task started`` before it takes its start time: on a slow serial console
         the threads (and with them each CPU's monitor timer) start milliseconds
-        apart, as in the calibration logs.  The initcall's wait for all of them to
-        start (``schedule_timeout_uninterruptible(1)`` polling) costs nothing here."""
+        apart, as in the calibration logs.  Then it waits for all of them to have
+        started, polling ``n_kfree_scale_thread_started`` with
+        ``schedule_timeout_uninterruptible(1)``: woken by its timer, kernel_init is placed
+        again (select_task_rq_fair()), away from a CPU a kfree thread has pinned itself to."""
         kernel = self.kernel
         yield from kernel.printk_from(task, f"kfree object size={self.size}")
         cost = kernel.profile.ns("kthread_create_ns")
@@ -142,6 +144,8 @@ class KfreeScaleTest:
                 yield from kernel.printk_from(task, "rcu-torture: Creating kfree_scale_thread task")
             yield cost
             wake_task(t)
+        while self.started < self.nthreads:
+            yield from kernel.vmscan.schedule_timeout_uninterruptible(task, 1)
         yield from kernel.late_initcalls(task)
 
     def _thread_fn(self, me: int) -> Callable[[Task], Generator[Any, Any, None]]:
