@@ -53,7 +53,7 @@ COSTS: dict[str, str] = {
     "softirq_ns": "softirq entry + exit",
     "hrtimer_min_delta_ns": "delay before an hrtimer started in the past fires (clockevent min_delta + reprogram)",
     "work_item_ns": "process_one_work() overhead per work item",
-    "kthread_create_ns": "torture_create_kthread(): kthread_create_on_node() (kthreadd's copy_process() and the completion handshake) + wake_up_process(), per thread, charged to the creator",
+    "kthread_create_ns": "kthreadd's create_kthread() for one new kthread (copy_process() and the completion handshake), on kthreadd's CPU while the creator sleeps in kthread_create_on_node()",
     # RCU
     "rcu_cb_ns": "rcu_do_batch(), per callback invoked",
     "rcu_gp_init_ns": "rcu_gp_init(), fixed part",

@@ -20,7 +20,7 @@ from .mm.page_alloc import PageAllocator
 from .mm.vmscan import Vmscan
 from .mm.oom import OomKiller
 from .rcu import Rcu
-from .sched import SLEEP, CfsParams, Cpu, Task
+from .sched import SLEEP, CfsParams, Cpu, Task, wake_task
 from .time import Clock
 from .workqueue import RcuWork, Workqueue, WorkerPool
 
@@ -92,6 +92,10 @@ class Kernel:
         self.timer_irq_latency = TimerIrqLatency(self)
         # pid 1: the guest's init, asleep for the whole run (kvm.sh's initrd)
         self.init_task = Task(self, "init", _sleep_forever, kthread=False, boot=True)
+        # pid 2: kthreadd, which creates every kthread (kernel/kthread.c)
+        self.kthreadd = Task(self, "kthreadd", self._kthreadd, boot=True)
+        self._kthread_create_list: list[Task] = []  # the creators waiting for kthreadd
+        self.kthread_create_ns = profile.ns("kthread_create_ns")
         self._pools: dict[tuple[int, bool], WorkerPool] = {}
         self.system_wq = Workqueue(self, "events")
         self.system_highpri_wq = Workqueue(self, "events_highpri", highpri=True)
@@ -120,6 +124,25 @@ class Kernel:
 
     def register_task(self, t: Task) -> None:
         self.tasks.append(t)
+
+    def kthread_create(self, creator: Task) -> Generator[Any, Any, None]:
+        """kthread_create_on_node(): queue the request on ``kthread_create_list``, wake
+        kthreadd and sleep until the new thread, run once by kthread(), complete()s it
+        (kernel/kthread.c).  The caller then wakes the new thread itself."""
+        self._kthread_create_list.append(creator)
+        wake_task(self.kthreadd)
+        yield SLEEP
+
+    def _kthreadd(self, me: Task) -> Generator[Any, Any, None]:
+        """kthreadd(): for each request, create_kthread() -> kernel_thread() (copy_process(),
+        ``kthread_create_ns`` of kthreadd's CPU); the new thread's kthread() sets
+        ``create->result``, complete()s the creator and sleeps, here folded into the wakeup."""
+        while True:
+            while not self._kthread_create_list:
+                yield SLEEP
+            creator = self._kthread_create_list.pop(0)
+            yield self.kthread_create_ns
+            wake_task(creator)
 
     def select_cpu(self, t: Task) -> Cpu:
         """select_task_rq_fair() for an unpinned task: its previous CPU if idle,

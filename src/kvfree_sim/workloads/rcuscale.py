@@ -126,7 +126,8 @@ class KfreeScaleTest:
     def kfree_scale_init(self, task: Task) -> Generator[Any, Any, None]:
         """kfree_scale_init(): ``pr_alert("kfree object size=%zu\n", ...)``, then the
         loop of ``torture_create_kthread(kfree_scale_thread, ...)``, one thread after
-        the other, each running as soon as it is created, then the initcalls after
+        the other (kthreadd creates it while kernel_init sleeps, :meth:`Kernel.kthread_create`),
+        each running as soon as it is woken, then the initcalls after
         it (:meth:`Kernel.late_initcalls`).  With ``rcuscale.verbose``
         (the default) each creation prints ``rcu-torture: Creating
         kfree_scale_thread task`` and each thread ``rcu-scale: kfree_scale_thread
@@ -138,12 +139,11 @@ class KfreeScaleTest:
         again (select_task_rq_fair()), away from a CPU a kfree thread has pinned itself to."""
         kernel = self.kernel
         yield from kernel.printk_from(task, f"kfree object size={self.size}")
-        cost = kernel.profile.ns("kthread_create_ns")
         for t in self.threads:
             if self.verbose:
                 yield from kernel.printk_from(task, "rcu-torture: Creating kfree_scale_thread task")
-            yield cost
-            wake_task(t)
+            yield from kernel.kthread_create(task)  # torture_create_kthread(): kthread_create()
+            wake_task(t)  # then wake_up_process()
         while self.started < self.nthreads:
             yield from kernel.vmscan.schedule_timeout_uninterruptible(task, 1)
         yield from kernel.late_initcalls(task)
