@@ -29,6 +29,21 @@ def test_summary_counts_oom(rows) -> None:
     assert "Runs that ended in or went through OOM: patched 1 of 5." in text
 
 
+def test_summary_names_who_invoked_the_oom_killer() -> None:
+    """From each run's OOM report (dump_header()'s first line, the row's oom_invoker): a highpri
+    kworker is the page-cache refill, a kfree_scale_thr the test's own allocation."""
+    rows = [make_row("base", 1), make_row("base", 2, outcome="oom-panic", total_s=None,
+                                          oom_invoker="kfree_scale_thr GFP_KERNEL"),
+            make_row("patched", 1, outcome="oom-panic", total_s=None,
+                     oom_invoker="kworker/9:0H GFP_KERNEL|__GFP_NOWARN"),
+            make_row("patched", 2, outcome="oom-panic", total_s=None,
+                     oom_invoker="kworker/3:1H GFP_KERNEL|__GFP_NOWARN")]
+    text = _summary(rows)
+    assert ("- In patched the OOM killer was invoked by a highpri kworker, the page-cache refill "
+            "(GFP_KERNEL|__GFP_NOWARN) in 2 runs.") in text
+    assert "- In base the OOM killer was invoked by a kfree thread's own allocation (GFP_KERNEL) in 1 run." in text
+
+
 def test_summary_explains_from_counters(rows) -> None:
     text = _summary(rows)
     assert "patched's shrinker drained 403 cached pages per run over 40 scans, vs 0 for base" in text

@@ -12,6 +12,7 @@ from kvfree_sim.report.tables import (
     EXPLAINING_METRICS,
     all_stats,
     error_row,
+    oom_invoker,
     format_table,
     rows_csv,
     run_row,
@@ -70,3 +71,10 @@ def test_csv_has_base_columns_first_and_empty_cells_for_none(rows) -> None:
     assert header[: len(BASE_COLUMNS)] == list(BASE_COLUMNS)
     assert parsed[-1]["error"] == "ValueError: x" and parsed[-1]["drained_pages"] == ""
     assert parsed[-2]["total_ns"] == ""  # the OOM panic
+
+
+def test_oom_invoker_comes_from_the_reports_first_line() -> None:
+    report = ["kworker/9:0H invoked oom-killer: gfp_mask=0x2cc0(GFP_KERNEL|__GFP_NOWARN), order=0, "
+              "oom_score_adj=0", "Mem-Info:"]
+    assert oom_invoker(report) == "kworker/9:0H GFP_KERNEL|__GFP_NOWARN"
+    assert oom_invoker([]) is None

@@ -11,7 +11,9 @@ on the same seed are named with their correlation.
 
 from __future__ import annotations
 
+import re
 import statistics
+from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -81,6 +83,29 @@ def outcome_line(s: VariantStats) -> str:
     return (f"- **{s.variant}**: {s.completed} of {s.runs} runs completed, "
             f"{s.oom_killed} completed after the OOM killer ran, {s.oom_panic} panicked (OOM), "
             f"{s.other} other (timeout, ENOMEM, invariant violation or error)")
+
+
+def _invoker_kind(invoker: str) -> str:
+    """Who an OOM report's first line names, in words: the highpri kworkers run only
+    kvfree_rcu's page-cache refill (fill_page_cache_func(), on system_highpri_wq)."""
+    task, _, gfp = invoker.partition(" ")
+    if re.fullmatch(r"kworker/\d+:\d+H", task):
+        return f"a highpri kworker, the page-cache refill ({gfp})"
+    if task.startswith("kfree_scale_thr"):
+        return f"a kfree thread's own allocation ({gfp})"
+    return f"{task} ({gfp})"
+
+
+def oom_invoker_lines(rows: Sequence[Row], stats: Sequence[VariantStats]) -> list[str]:
+    """Per variant, who invoked the OOM killer in its runs that reached it."""
+    lines = []
+    for s in stats:
+        kinds = Counter(_invoker_kind(r["oom_invoker"]) for r in rows
+                        if r["variant"] == s.variant and r.get("oom_invoker"))
+        if kinds:
+            parts = [f"{kind} in {n} run{'s' if n > 1 else ''}" for kind, n in kinds.most_common()]
+            lines.append(f"- In {s.variant} the OOM killer was invoked by " + "; ".join(parts) + ".")
+    return lines
 
 
 def oom_sentence(stats: Sequence[VariantStats]) -> str:
@@ -357,6 +382,8 @@ def summary_markdown(rows: Sequence[Row], stats: Sequence[VariantStats], ctx: Co
     others = stats[1:]
     lines = _header(ctx, base.variant)
     lines += ["## Outcomes", "", *map(outcome_line, stats), "", oom_sentence(stats), ""]
+    invokers = oom_invoker_lines(rows, stats)
+    lines += [*invokers, ""] if invokers else []
     lines += ["## Memory pressure (medians per run)", "", *map(pressure_line, stats), "",
               pressure_sentence(stats), ""]
     lines += ["## Completion time", "", *map(time_line, stats), ""]

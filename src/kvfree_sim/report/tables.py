@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import statistics
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
@@ -26,7 +27,7 @@ Row = dict[str, Any]
 
 #: the columns every row starts with, in this order
 BASE_COLUMNS = ("variant", "seed", "outcome", "total_ns", "sim_ns", "batches", "footprint_mb", "gps",
-                "cpus", "memory_mb", "violation", "error")
+                "cpus", "memory_mb", "violation", "error", "oom_invoker")
 
 #: outcome -> the table's outcome column it counts in (anything else is "other")
 OUTCOME_COLUMNS = {"completed": "completed", "oom-killed": "oom_killed", "oom-panic": "oom_panic"}
@@ -73,12 +74,23 @@ def _scalars(d: dict[str, Any], prefix: str = "") -> Row:
     return {prefix + k: v for k, v in d.items() if v is None or isinstance(v, (int, float, str, bool))}
 
 
+_OOM_LINE = re.compile(r"(\S+) invoked oom-killer: gfp_mask=0x[0-9a-f]+\(([^)]*)\)")
+
+
+def oom_invoker(report: Sequence[str]) -> str | None:
+    """Who invoked the OOM killer, and with what: ``"kworker/9:0H GFP_KERNEL|__GFP_NOWARN"``
+    from dump_header()'s first line; None if it never ran (or made progress unreported)."""
+    m = _OOM_LINE.match(report[0]) if report else None
+    return f"{m.group(1)} {m.group(2)}" if m else None
+
+
 def run_row(r: "RunResult") -> Row:
     """One run as a flat row of scalars (what runs.csv and runs.json hold)."""
     row: Row = {
         "variant": r.variant, "seed": r.seed, "outcome": r.outcome, "total_ns": r.total_ns,
         "sim_ns": r.sim_ns, "batches": r.batches, "footprint_mb": r.footprint_mb, "gps": r.gps,
         "cpus": r.cpus, "memory_mb": r.memory_mb, "violation": r.violation, "error": None,
+        "oom_invoker": oom_invoker(r.oom_report),
     }
     row.update(_scalars(r.counters))
     row.update(_scalars(r.mm, "mm_"))
