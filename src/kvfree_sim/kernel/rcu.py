@@ -40,7 +40,7 @@ What is modelled, and where it comes from (v5.11; v6.1 is the same here):
   (``tick_check_oneshot_change()`` needs ``timekeeping_valid_for_hres()``), so every
   CPU keeps its periodic tick while idle (profile layout ``tick_periodic``).
 * A CPU that holds preemption off for long (kernel_init writing the serial console,
-  ``Kernel.boot_tail``) reports nothing at its ticks.  Once the GP is
+  ``Kernel.initcall_console()``) reports nothing at its ticks.  Once the GP is
   ``jiffies_to_sched_qs`` old (``HZ / 10 + nr_cpu_ids / RCU_JIFFIES_FQS_DIV`` jiffies
   unless the FQS delays add up to more, ``adjust_jiffies_till_sched_qs()``), each later
   FQS scan sets the holdout's ``rcu_urgent_qs`` (``rcu_implicit_dynticks_qs()``); its

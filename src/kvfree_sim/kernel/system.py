@@ -33,11 +33,9 @@ if TYPE_CHECKING:
 #: include/linux/printk.h: CONSOLE_LOGLEVEL_DEFAULT (CONFIG_CONSOLE_LOGLEVEL_DEFAULT=7);
 #: a record is shown if its level is below console_loglevel
 CONSOLE_LOGLEVEL_DEFAULT = 7
-LOGLEVEL_INFO = 6
-LOGLEVEL_DEBUG = 7
+LOGLEVEL_DEBUG = 7  # KERN_DEBUG, initcall_debug's own lines
 #: tools/testing/selftests/rcutorture/bin/functions.sh identify_qemu_append(), x86: kvm.sh's
 #: own 'initcall_debug debug' comes before the user's --bootargs, so a user's setting wins
-KVM_SH_X86_INITCALL_DEBUG = True
 KVM_SH_X86_LOGLEVEL = 10  # debug: CONSOLE_LOGLEVEL_DEBUG
 
 
@@ -84,10 +82,10 @@ class Kernel:
         self.console_busy_until = 0  # when the serial console has written every line so far
         kvm_sh = bool(profile.layout["kvm_sh_x86"])
         given = dict(cmdline or {})
-        self.initcall_debug: bool = bool(given.get("initcall_debug", kvm_sh and KVM_SH_X86_INITCALL_DEBUG))
+        self.initcall_debug: bool = bool(given.get("initcall_debug", kvm_sh))
         self.console_loglevel: int = int(given.get("loglevel", KVM_SH_X86_LOGLEVEL if kvm_sh
                                                    else CONSOLE_LOGLEVEL_DEFAULT))
-        self.boot_tail_lines = kvm_sh  # kernel_init's later initcalls (boot_tail()) are those of kvm.sh's config
+        self.kvm_sh_x86 = kvm_sh  # kernel_init's later initcalls are boot_tail()'s
         self.cpus = [Cpu(self, i) for i in range(ncpus)]
         self.timer_irq_latency = TimerIrqLatency(self)
         # pid 1: the guest's init, asleep for the whole run (kvm.sh's initrd)
@@ -203,7 +201,7 @@ class Kernel:
         """do_initcalls() goes on after a built-in test's initcall (kernel_init, PID 1):
         in a kvm.sh x86 guest, its console output (:meth:`initcall_console`); in the
         calibration guest, its page allocations (:meth:`initcall_pages`)."""
-        if self.boot_tail_lines:
+        if self.kvm_sh_x86:
             yield from self.initcall_console(task)
         yield from self.initcall_pages(task)
 
