@@ -26,18 +26,17 @@ LINE = re.compile(r"^\[\s*(\d+\.\d+)\] (.*)$")
 TEST_RETURNED = re.compile(r"^initcall rcu_torture_init\+\S+ returned")
 END = "    TERM=linux"
 OVERHEAD = 17  # "[%5lu.%06lu] " and CRLF around each record's text
-#: printed by other tasks of the log's own test, or by its CPU bring-up (maxcpus=8)
+#: printed by other tasks of the log's own test (rcutorture's threads, its NOCB toggles, exiting kworkers)
 OTHER_TASKS = re.compile(r"rcu-torture|torture_|rcu_torture|rcu: (De-)?[Oo]ffloading|used greatest stack depth")
 #: not in the reviewer's guest: the log's CPU bring-up (maxcpus=8), and mark_readonly()'s W+X
 #: checks (CONFIG_DEBUG_WX, in x86_64_defconfig only from v6.1: c0d2e63d4c61 "x86/defconfig:
 #: Enable CONFIG_DEBUG_WX=y"); the gap after such a line is no work of kernel_init's
 ABSENT = re.compile(r"^\s*#\d+$|^smpboot: CPU \d+ Converting|^x86/mm: Check")
-#: initcall_debug's own lines (KERN_DEBUG): do_one_initcall() and really_probe_debug()
-DEBUG = re.compile(r"^calling  \S+ @ \d+$|^initcall \S+ returned -?\d+ after \d+ usecs$|"
-                   r"^probe of \S+ returned -?\d+ after \d+ usecs$")
-QUICK = re.compile(r"^initcall (\S+) returned 0 after ([012]) usecs$")
+#: initcall_debug's own lines (KERN_DEBUG): do_one_initcall()'s pair and really_probe_debug()'s
 CALLING = re.compile(r"^calling  \S+ @ \d+$")
 RETURNED = re.compile(r"^initcall \S+ returned -?\d+ after (\d+) usecs$")
+PROBED = re.compile(r"^probe of \S+ returned -?\d+ after \d+ usecs$")
+QUICK = re.compile(r"^initcall (\S+) returned 0 after ([012]) usecs$")
 #: an initcall during which the log's guest brought CPUs online (acpi_processor_driver_init)
 BRING_UP_IN_INITCALL = re.compile(r"^probe of cpu\d+ returned")
 
@@ -81,23 +80,23 @@ def char_ns(rows: list[tuple[float, str]]) -> tuple[float, int]:
 def residuals(rows: list[tuple[float, str]], c: float) -> list[tuple[float, str, bool]]:
     """The lines kernel_init wrote, each with the time it worked before it: the gap since
     the previous one less the console's writing meanwhile (its own line and the other
-    tasks'); 0 across a CPU bring-up of the log's guest."""
+    tasks'); 0 after a line left out (ABSENT)."""
     out: list[tuple[float, str, bool]] = []
     prev_t: float | None = None
     written = 0.0
-    brought_up = False
+    absent_before = False
     for t, x in rows:
         if ABSENT.match(x):
-            brought_up = True
+            absent_before = True
             continue
         if OTHER_TASKS.search(x):
             written += c * (len(x) + OVERHEAD)
             continue
         work = 0.0
-        if prev_t is not None and not brought_up:
+        if prev_t is not None and not absent_before:
             work = max(0.0, (t - prev_t) * 1e9 - written)
-        out.append((work, x, brought_up))
-        prev_t, written, brought_up = t, c * (len(x) + OVERHEAD), False
+        out.append((work, x, absent_before))
+        prev_t, written, absent_before = t, c * (len(x) + OVERHEAD), False
     return out
 
 
@@ -133,7 +132,11 @@ def tail(rows: list[tuple[float, str]], c: float) -> list[tuple[int, int, str]]:
             if not seen:
                 out[inside[-1]][0] = total
         inside = []
-    return [(round(w / 1000), 7 if DEBUG.match(x) else 6, x) for w, x in out]
+    return [(round(w / 1000), 7 if is_debug(x) else 6, x) for w, x in out]
+
+
+def is_debug(x: str) -> bool:
+    return bool(CALLING.match(x) or RETURNED.match(x) or PROBED.match(x))
 
 
 def main(path: str) -> None:
